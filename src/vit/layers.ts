@@ -1,0 +1,197 @@
+// The ViT building blocks as functions of tensors. Every reshape, split, merge, broadcast and pooling
+// goes through einvit patterns (src/ops.ts); only elementwise math, softmax and moments call tfjs.
+import { tf } from '../tf.js';
+import { einsum, rearrange, unpack } from '../ops.js';
+import { EinopsError } from '../errors.js';
+
+/** Activation names understood by {@link activation} (HF `hidden_act` values). */
+export type ActivationName = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast' | 'quick_gelu' | 'relu';
+
+/**
+ * A linear layer with a PyTorch-layout weight `[out, in]` applied to the last axis of a 2-D or 3-D
+ * tensor: `y = x·Wᵀ + b`.
+ *
+ * @example
+ * const y = linear(tf.ones([2, 5, 8]), tf.ones([4, 8]), tf.zeros([4])); // [2, 5, 4], every entry 8
+ */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  let y: tf.Tensor;
+  if (x.rank === 3) y = einsum('b n k, e k -> b n e', x, weight);
+  else if (x.rank === 2) y = einsum('b k, e k -> b e', x, weight);
+  else throw new EinopsError(`linear: expected a 2-D or 3-D input, got shape [${x.shape.join(', ')}]`);
+  return bias ? tf.add(y, bias) : y;
+}
+
+/**
+ * LayerNorm over the last axis as PyTorch computes it: biased variance, `eps` inside the square root.
+ *
+ * @example
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-6); // ≈ [[-1.22, 0, 1.22]]
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, -1, true);
+    const centred = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centred), -1, true);
+    const normed = tf.mul(centred, tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, gamma), beta);
+  });
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * The activation named by HF's `hidden_act`: `gelu` is the exact erf form (also timm's and
+ * torchvision's), `gelu_new` / `gelu_pytorch_tanh` / `gelu_fast` the tanh approximation.
+ *
+ * @example
+ * const y = activation(tf.tensor1d([0, 1]), 'gelu'); // [0, 0.8413]
+ */
+export function activation(x: tf.Tensor, name: string): tf.Tensor {
+  return tf.tidy(() => {
+    switch (name) {
+      case 'gelu':
+        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh':
+      case 'gelu_fast': {
+        const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+      }
+      case 'quick_gelu':
+        return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+      case 'relu':
+        return tf.relu(x);
+      default:
+        throw new EinopsError(
+          `Unknown hidden_act "${name}". Supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu.`,
+        );
+    }
+  });
+}
+
+/** A source of distinct dropout seeds for one forward pass (undefined seed = unseeded randomness). */
+export class SeedStream {
+  private n = 0;
+  constructor(private readonly base?: number) {}
+  next(): number | undefined {
+    this.n += 1;
+    return this.base === undefined ? undefined : this.base * 7919 + this.n;
+  }
+}
+
+/**
+ * Inverted dropout when `rate > 0` and a seed stream is given (training), identity otherwise.
+ *
+ * @example
+ * const y = dropout(tf.ones([4, 4]), 0.5, new SeedStream(1)); // entries 0 or 2
+ */
+export function dropout(x: tf.Tensor, rate: number, seeds?: SeedStream): tf.Tensor {
+  if (!seeds || !(rate > 0)) return x;
+  return tf.dropout(x, rate, undefined, seeds.next());
+}
+
+/**
+ * Patch embedding as patterns: cut `[N, C, H, W]` into `(c p1 p2)` patch vectors in row-major grid
+ * order, then multiply by the conv weight `[D, C, p, p]` flattened the same way. Equals a conv with
+ * kernel = stride = p, and trains on wasm (which lacks the conv weight-gradient kernel).
+ *
+ * @example
+ * const tokens = patchEmbed(tf.zeros([1, 3, 32, 32]), tf.zeros([48, 3, 4, 4]), tf.zeros([48]), 4); // [1, 64, 48]
+ */
+export function patchEmbed(
+  pixels: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  patch: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const patches = rearrange(pixels, 'b c (h p1) (w p2) -> b (h w) (c p1 p2)', { p1: patch, p2: patch });
+    const kernel = rearrange(weight, 'e c p1 p2 -> e (c p1 p2)');
+    return linear(patches, kernel, bias);
+  });
+}
+
+/**
+ * Patch embedding as the classic strided convolution (`tf.conv2d`, NHWC), kept to cross-check
+ * {@link patchEmbed}. Its weight gradient has no wasm kernel, so it is not the default.
+ *
+ * @example
+ * const tokens = patchEmbedConv(tf.zeros([1, 3, 32, 32]), tf.zeros([48, 3, 4, 4]), tf.zeros([48]), 4); // [1, 64, 48]
+ */
+export function patchEmbedConv(
+  pixels: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  patch: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const nhwc = rearrange(pixels, 'b c h w -> b h w c') as tf.Tensor4D;
+    const filter = rearrange(weight, 'e c p1 p2 -> p1 p2 c e') as tf.Tensor4D;
+    let y: tf.Tensor = tf.conv2d(nhwc, filter, patch, 'valid');
+    if (bias) y = tf.add(y, bias);
+    return rearrange(y, 'b h w e -> b (h w) e');
+  });
+}
+
+/** Weights of one multi-head self-attention layer (timm layouts). */
+export interface AttentionWeights {
+  qkvWeight: tf.Tensor; // [3D, D], output features ordered (qkv h d)
+  qkvBias?: tf.Tensor; // [3D]
+  projWeight: tf.Tensor; // [D, D]
+  projBias?: tf.Tensor; // [D]
+}
+
+/**
+ * Multi-head self-attention on `[N, T, D]` tokens. Returns the projected output and the softmax
+ * probabilities `[N, heads, T, T]` (before attention dropout, as HF and timm report them).
+ *
+ * @example
+ * const { out, probs } = selfAttention(x, w, 6); // out [N, T, D], probs [N, 6, T, T]
+ */
+export function selfAttention(
+  x: tf.Tensor,
+  w: AttentionWeights,
+  heads: number,
+  opts: { attnDropout?: number; projDropout?: number; seeds?: SeedStream } = {},
+): { out: tf.Tensor; probs: tf.Tensor } {
+  return tf.tidy(() => {
+    const dim = x.shape[2] as number;
+    const headDim = dim / heads;
+    const qkv = linear(x, w.qkvWeight, w.qkvBias);
+    // (qkv h d) on the feature axis: q, k, v blocks, heads contiguous inside each.
+    const split = rearrange(qkv, 'b n (qkv h d) -> qkv b h n d', { qkv: 3, h: heads });
+    const [q, k, v] = unpack(split, [[], [], []], '* b h n d');
+    const scores = tf.mul(einsum('b h q d, b h k d -> b h q k', q, k), headDim ** -0.5);
+    const probs = tf.softmax(scores);
+    const attended = einsum(
+      'b h q k, b h k d -> b h q d',
+      dropout(probs, opts.attnDropout ?? 0, opts.seeds),
+      v,
+    );
+    const merged = rearrange(attended, 'b h n d -> b n (h d)');
+    const out = dropout(linear(merged, w.projWeight, w.projBias), opts.projDropout ?? 0, opts.seeds);
+    return { out, probs };
+  });
+}
+
+/**
+ * The transformer MLP: linear, activation, dropout, linear, dropout.
+ *
+ * @example
+ * const y = mlp(x, fc1w, fc1b, fc2w, fc2b, 'gelu'); // same shape as x
+ */
+export function mlp(
+  x: tf.Tensor,
+  fc1Weight: tf.Tensor,
+  fc1Bias: tf.Tensor | undefined,
+  fc2Weight: tf.Tensor,
+  fc2Bias: tf.Tensor | undefined,
+  act: string,
+  opts: { dropout?: number; seeds?: SeedStream } = {},
+): tf.Tensor {
+  return tf.tidy(() => {
+    const h = dropout(activation(linear(x, fc1Weight, fc1Bias), act), opts.dropout ?? 0, opts.seeds);
+    return dropout(linear(h, fc2Weight, fc2Bias), opts.dropout ?? 0, opts.seeds);
+  });
+}
