@@ -228,7 +228,7 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
       },
     );
   }
-  const r = new Reader(json as Record<string, unknown>, source);
+  const r: Reader = new Reader(json as Record<string, unknown>, source);
 
   const naming = r.oneOf('naming', 'hf', ['hf', 'timm'] as const);
   const image_size = r.side('image_size', 224);
