@@ -63,7 +63,9 @@ export async function ready(backend?: string): Promise<string> {
       }
       if (!(await start(wanted as BackendName))) {
         const hint =
-          wanted === 'tensorflow' ? ' Install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (4.22.0).' : '';
+          wanted === 'tensorflow'
+            ? ' Install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (4.22.0).'
+            : '';
         throw new EinopsError(`Backend "${wanted}" is not available here.${hint}`);
       }
     } else {

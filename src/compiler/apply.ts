@@ -1,0 +1,87 @@
+// Executes a plan with tfjs ops. The only place where reduction names meet tfjs functions.
+import { tf } from '../tf.js';
+import { EinopsError } from '../errors.js';
+import type { Plan, Step } from './plan.js';
+import type { Operation } from './recipe.js';
+
+/** A custom reduction: receives the tensor and the (positive) axes to reduce. */
+export type ReductionFn = (x: tf.Tensor, axes: number[]) => tf.Tensor;
+
+/**
+ * Reductions over zero elements give the identity (numpy's results); computed here because some
+ * backends return uninitialised memory for them.
+ */
+function emptyReduction(x: tf.Tensor, axes: number[], reduction: Operation): tf.Tensor {
+  const shape = x.shape.filter((_, i) => !axes.includes(i));
+  const widened = x.dtype === 'bool' ? 'int32' : x.dtype;
+  switch (reduction) {
+    case 'sum':
+      return tf.zeros(shape, widened);
+    case 'prod':
+      return tf.ones(shape, widened);
+    case 'mean':
+      return tf.fill(shape, NaN, 'float32');
+    case 'any':
+      return tf.zeros(shape, 'bool');
+    case 'all':
+      return tf.ones(shape, 'bool');
+    default:
+      if (shape.reduce((p, d) => p * d, 1) === 0) return tf.zeros(shape, x.dtype);
+      throw new EinopsError(`Cannot take ${reduction} over an axis of length 0 (it has no identity)`, {
+        rule: 'empty-reduction',
+      });
+  }
+}
+
+function reduceStep(x: tf.Tensor, axes: number[], reduction: Operation | ReductionFn): tf.Tensor {
+  if (typeof reduction === 'function') return reduction(x, axes);
+  const dtype = x.dtype;
+  const reducedSize = axes.reduce((p, a) => p * x.shape[a], 1);
+  if (reducedSize === 0) return emptyReduction(x, axes, reduction);
+  switch (reduction) {
+    case 'sum':
+      return tf.sum(dtype === 'bool' ? tf.cast(x, 'int32') : x, axes);
+    case 'mean':
+      return tf.mean(x, axes);
+    case 'prod':
+      return tf.prod(dtype === 'bool' ? tf.cast(x, 'int32') : x, axes);
+    case 'max':
+    case 'min': {
+      if (dtype === 'bool') {
+        const r = reduction === 'max' ? tf.max(tf.cast(x, 'int32'), axes) : tf.min(tf.cast(x, 'int32'), axes);
+        return tf.cast(r, 'bool');
+      }
+      return reduction === 'max' ? tf.max(x, axes) : tf.min(x, axes);
+    }
+    case 'any':
+    case 'all': {
+      const b = dtype === 'bool' ? x : tf.notEqual(x, tf.scalar(0, dtype));
+      return reduction === 'any' ? tf.any(b, axes) : tf.all(b, axes);
+    }
+    default:
+      throw new EinopsError(`Unknown reduction '${String(reduction)}'`, { rule: 'unknown-reduction' });
+  }
+}
+
+function runStep(x: tf.Tensor, step: Step, reduction?: ReductionFn): tf.Tensor {
+  switch (step.kind) {
+    case 'reshape':
+      return tf.reshape(x, step.shape as number[]);
+    case 'transpose':
+      return tf.transpose(x, step.perm as number[]);
+    case 'reduce':
+      return reduceStep(x, step.axes as number[], reduction ?? step.reduction);
+    case 'tile':
+      return tf.tile(x, step.reps as number[]);
+  }
+}
+
+/** Runs every step of `plan` on `x`; intermediate tensors are disposed. */
+export function applyPlan(plan: Plan, x: tf.Tensor, reduction?: ReductionFn): tf.Tensor {
+  if (plan.steps.length === 0) return x.clone();
+  return tf.tidy(() => {
+    let y = x;
+    for (const step of plan.steps) y = runStep(y, step, reduction);
+    return y;
+  });
+}

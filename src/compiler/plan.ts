@@ -1,0 +1,158 @@
+// A plan: the exact tfjs steps for one recipe and one input shape. Immutable and cached.
+import { EinopsError } from '../errors.js';
+import { GIVEN, UNKNOWN, type Operation, type Recipe } from './recipe.js';
+
+export type Step =
+  | { readonly kind: 'reshape'; readonly shape: readonly number[] }
+  | { readonly kind: 'transpose'; readonly perm: readonly number[] }
+  | { readonly kind: 'reduce'; readonly axes: readonly number[]; readonly reduction: Operation }
+  | { readonly kind: 'tile'; readonly reps: readonly number[] };
+
+export interface Plan {
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly steps: readonly Step[];
+  /** Lengths of all elementary axes, by display name (for explain and parse-shape-like uses). */
+  readonly axisLengths: ReadonlyArray<readonly [string, number]>;
+}
+
+function product(xs: readonly number[]): number {
+  let p = 1;
+  for (const x of xs) p *= x;
+  return p;
+}
+
+function same(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * einops' `_reconstruct_from_shape`, then the lowering: infers every elementary length, checks the
+ * input against them, and emits reshape -> transpose -> reduce -> tile -> reshape with identity steps
+ * dropped and axes that move together merged (so transposes have the smallest possible rank).
+ */
+export function makePlan(
+  recipe: Recipe,
+  op: Operation,
+  shape: readonly number[],
+  given: ReadonlyMap<string, number>,
+): Plan {
+  const lengths = [...recipe.elementaryLengths];
+  for (const [name, value] of given) lengths[recipe.givenAxes.get(name)!] = value;
+
+  recipe.inputComposition.forEach(({ known, unknown }, dim) => {
+    const length = shape[dim];
+    if (known.length === 0 && unknown.length === 1) {
+      lengths[unknown[0]] = length;
+      return;
+    }
+    const knownProduct = product(known.map((i) => lengths[i]));
+    if (unknown.length === 0) {
+      if (length !== knownProduct) {
+        throw new EinopsError(`Shape mismatch, ${length} != ${knownProduct} (input dimension ${dim})`, {
+          rule: 'axis-length-mismatch',
+        });
+      }
+    } else {
+      if (knownProduct === 0 || length % knownProduct !== 0) {
+        throw new EinopsError(
+          `Shape mismatch, can't divide axis of length ${length} in chunks of ${knownProduct} (input dimension ${dim})`,
+          { rule: 'non-divisible-axis' },
+        );
+      }
+      lengths[unknown[0]] = length / knownProduct;
+    }
+  });
+  for (const [pos, elementary] of recipe.addedAxes) {
+    if (lengths[elementary] === UNKNOWN || lengths[elementary] === GIVEN) {
+      throw new EinopsError(`Length of new axis at output position ${pos} is unknown`, {
+        rule: 'cannot-infer-sizes',
+      });
+    }
+  }
+
+  const outputShape = recipe.outputComposition.map((g) => product(g.map((i) => lengths[i])));
+  const axisLengths = recipe.elementaryNames.map((n, i) => [n, lengths[i]] as const);
+
+  // Elementary input axes, in input order (only those that exist in the input).
+  const nInput = recipe.permutation.length;
+  const perm = recipe.permutation;
+  const reduced = (k: number) => k >= recipe.firstReducedAxis;
+
+  // Output elementary order, with kept axes numbered by their place after transposition.
+  const addedAt = new Set(recipe.addedAxes.keys());
+  // Merge runs of axes that are consecutive in the input and stay consecutive after transposition,
+  // on the same side of the reduction boundary, with no new axis inserted between them.
+  const nOut = recipe.firstReducedAxis + recipe.addedAxes.size;
+  const keptOutputPos: number[] = []; // output position of each kept (transposed) axis
+  for (let pos = 0, kept = 0; pos < nOut; pos++) if (!addedAt.has(pos)) keptOutputPos[kept++] = pos;
+  const groupOf: number[] = []; // transposed position -> merged group index
+  let groups = 0;
+  for (let k = 0; k < nInput; k++) {
+    const mergeable =
+      k > 0 &&
+      perm[k] === perm[k - 1] + 1 &&
+      reduced(k) === reduced(k - 1) &&
+      (reduced(k) || keptOutputPos[k] === keptOutputPos[k - 1] + 1);
+    groupOf[k] = mergeable ? groupOf[k - 1] : groups++;
+  }
+  // Group lengths and the transposition over groups.
+  const groupLength = new Array<number>(groups).fill(1);
+  const groupFirstInput = new Array<number>(groups).fill(Infinity);
+  for (let k = 0; k < nInput; k++) {
+    groupLength[groupOf[k]] *= lengths[perm[k]];
+    groupFirstInput[groupOf[k]] = Math.min(groupFirstInput[groupOf[k]], perm[k]);
+  }
+  const inputOrder = [...Array(groups).keys()].sort((a, b) => groupFirstInput[a] - groupFirstInput[b]);
+  const initShape = inputOrder.map((g) => groupLength[g]);
+  const groupPerm = [...Array(groups).keys()].map((g) => inputOrder.indexOf(g));
+  const firstReducedGroup = recipe.firstReducedAxis < nInput ? groupOf[recipe.firstReducedAxis] : groups;
+
+  const steps: Step[] = [];
+  let current: readonly number[] = [...shape];
+  const reshape = (to: readonly number[]) => {
+    if (same(current, to)) return;
+    const last = steps[steps.length - 1];
+    if (last?.kind === 'reshape') steps.pop();
+    steps.push({ kind: 'reshape', shape: [...to] });
+    current = [...to];
+  };
+  reshape(initShape);
+  if (!groupPerm.every((g, i) => g === i)) {
+    steps.push({ kind: 'transpose', perm: groupPerm });
+    current = groupPerm.map((i) => current[i]);
+  }
+  if (firstReducedGroup < groups) {
+    const axes = [...Array(groups - firstReducedGroup).keys()].map((i) => i + firstReducedGroup);
+    steps.push({ kind: 'reduce', axes, reduction: op });
+    current = current.slice(0, firstReducedGroup);
+  }
+  if (recipe.addedAxes.size > 0) {
+    // Insert unit axes for the new ones, then tile them to their lengths.
+    const withUnits: number[] = [];
+    const reps: number[] = [];
+    let keptGroup = 0;
+    let prevGroup = -1;
+    for (let pos = 0; pos < nOut; pos++) {
+      if (addedAt.has(pos)) {
+        withUnits.push(1);
+        reps.push(lengths[recipe.addedAxes.get(pos)!]);
+      } else {
+        const k = keptOutputPos.indexOf(pos);
+        const g = groupOf[k];
+        if (g !== prevGroup) {
+          withUnits.push(current[keptGroup++]);
+          reps.push(1);
+          prevGroup = g;
+        }
+      }
+    }
+    reshape(withUnits);
+    if (reps.some((r) => r !== 1)) {
+      steps.push({ kind: 'tile', reps });
+      current = current.map((c, i) => c * reps[i]);
+    }
+  }
+  reshape(outputShape);
+  return { inputShape: [...shape], outputShape, steps, axisLengths };
+}
