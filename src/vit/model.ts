@@ -6,7 +6,7 @@ import { tf } from '../tf.js';
 import { pack, rearrange, reduce, repeat, unpack } from '../ops.js';
 import { EinopsError } from '../errors.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
-import { parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
+import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
 import { expectedParameters, loadCheckpoint, toHuggingFace } from './weights.js';
 import {
   layerNorm,
@@ -78,14 +78,10 @@ function isNormWeight(name: string): boolean {
 }
 
 /** Initial value of one parameter, as timm initialises a fresh ViT (seeded). */
-function initParameter(name: string, shape: number[], cfg: ViTConfig, seed: number): tf.Tensor {
+function initParameter(name: string, shape: number[], seed: number): tf.Tensor {
   if (name.endsWith('.bias')) return tf.zeros(shape);
   if (isNormWeight(name)) return tf.ones(shape);
   if (/\.ls\d\.gamma$/.test(name)) return tf.fill(shape, LAYER_SCALE_INIT);
-  if (name === 'pos_embed' && cfg.position_embedding === 'sinusoidal') {
-    const grid = cfg.image_size / cfg.patch_size;
-    return sincosPosEmbed2d(cfg.hidden_size, grid, grid, shape[1] - grid * grid);
-  }
   return truncNormal(shape, 0.02, seed);
 }
 
@@ -108,6 +104,7 @@ function toShape(shape: readonly number[]): number[] {
 export class ViT {
   /** Patch embedding implementation used by `forward`. */
   patchEmbedding: PatchEmbedding = 'pattern';
+  private readonly sincos = new Map<string, tf.Tensor>();
 
   private constructor(
     readonly config: ViTConfig,
@@ -125,8 +122,8 @@ export class ViT {
     const vars = new Map<string, tf.Variable>();
     let i = 0;
     for (const [name, shape] of expectedParameters(cfg)) {
-      const init = initParameter(name, toShape(shape), cfg, seed * 100_003 + i++);
-      vars.set(name, tf.variable(init, trainableParameter(name, cfg), uniqueName(name)));
+      const init = initParameter(name, toShape(shape), seed * 100_003 + i++);
+      vars.set(name, tf.variable(init, true, uniqueName(name)));
       init.dispose();
     }
     return new ViT(cfg, vars);
@@ -155,12 +152,12 @@ export class ViT {
           }
           init = tf.tensor(p.data, toShape(p.shape), 'float32');
         } else if (name.startsWith('head.')) {
-          init = initParameter(name, toShape(shape), cfg, seed * 100_003 + i);
+          init = initParameter(name, toShape(shape), seed * 100_003 + i);
         } else {
           throw new EinopsError(`Parameter "${name}" is missing`, { rule: 'missing-parameter' });
         }
         i++;
-        vars.set(name, tf.variable(init, trainableParameter(name, cfg), uniqueName(name)));
+        vars.set(name, tf.variable(init, true, uniqueName(name)));
         init.dispose();
       }
     } catch (e) {
@@ -271,8 +268,18 @@ export class ViT {
 
   // The position table for a gh x gw grid: the stored one, or a resampled copy when allowed.
   private positions(gh: number, gw: number, interpolate: boolean): tf.Tensor {
-    const table = this.p('pos_embed');
     const cfg = this.config;
+    if (cfg.position_embedding === 'sinusoidal') {
+      // Fixed MAE table, built once per grid and kept until dispose().
+      const key = `${gh}x${gw}`;
+      let t = this.sincos.get(key);
+      if (!t) {
+        t = tf.keep(sincosPosEmbed2d(cfg.hidden_size, gh, gw, this.numPrefixTokens));
+        this.sincos.set(key, t);
+      }
+      return t;
+    }
+    const table = this.p('pos_embed');
     const grid = cfg.image_size / cfg.patch_size;
     if (gh === grid && gw === grid) return table;
     if (!interpolate) {
@@ -413,7 +420,9 @@ export class ViT {
   }
 
   /**
-   * Writes `model.safetensors` (HF key names) and `config.json` into `dir`, each atomically.
+   * Writes `model.safetensors` and `config.json` into `dir`, each atomically. Models HF
+   * `ViTForImageClassification` can hold are written with Hub key names (transformers loads them);
+   * the others (mean pooling, fc_norm, LayerScale, no class token, no head) with timm names.
    *
    * @example
    * await model.save('runs/cifar-tiny');
@@ -421,11 +430,13 @@ export class ViT {
    */
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    const hf = toHuggingFace(this.state(), this.config);
-    writeSafetensors(join(dir, 'model.safetensors'), hf, { format: 'pt' });
+    const hf = hfIncompatibilities(this.config).length === 0;
+    const tensors = hf ? toHuggingFace(this.state(), this.config) : this.state();
+    const json = hf ? toHFConfigJson(this.config) : { ...this.config, naming: 'timm' };
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     const configPath = join(dir, 'config.json');
     const tmp = `${configPath}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(toHFConfigJson(this.config), null, 2) + '\n');
+    await writeFile(tmp, JSON.stringify(json, null, 2) + '\n');
     await rename(tmp, configPath);
   }
 
@@ -433,6 +444,8 @@ export class ViT {
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();
+    for (const t of this.sincos.values()) t.dispose();
+    this.sincos.clear();
   }
 }
 
@@ -441,10 +454,6 @@ let counter = 0;
 function uniqueName(name: string): string {
   counter += 1;
   return `vit${counter}/${name}`;
-}
-
-function trainableParameter(name: string, cfg: ViTConfig): boolean {
-  return !(name === 'pos_embed' && cfg.position_embedding === 'sinusoidal');
 }
 
 // Resamples the position table when the model is loaded at another image size.
@@ -462,14 +471,8 @@ function resizeParameters(
   const grid = imageSize / cfg.patch_size;
   const oldGrid = cfg.image_size / cfg.patch_size;
   const pe = params.get('pos_embed');
-  if (!pe) return out;
+  if (!pe) return out; // sinusoidal positions are computed for any grid
   const prefix = cfg.class_token ? 1 : 0;
-  if (cfg.position_embedding === 'sinusoidal') {
-    const t = sincosPosEmbed2d(cfg.hidden_size, grid, grid, prefix);
-    out.set('pos_embed', { shape: [...t.shape], data: t.dataSync() as Float32Array });
-    t.dispose();
-    return out;
-  }
   const resized = tf.tidy(() =>
     resamplePosEmbed(tf.tensor(pe.data, pe.shape), [grid, grid], {
       oldGrid: [oldGrid, oldGrid],
