@@ -1,0 +1,306 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as PImage from 'pureimage';
+import { EinopsError } from '../errors.js';
+import type { RgbImage } from '../image/decode.js';
+import { writePng } from '../image/png.js';
+
+/** One epoch of training history. */
+export interface CurveRow {
+  epoch: number;
+  train_loss: number;
+  test_loss: number;
+  train_acc: number;
+  test_acc: number;
+}
+
+export interface PlotOptions {
+  /** Canvas width in pixels (default 1000; two panels side by side). */
+  width?: number;
+  /** Canvas height in pixels (default 420). */
+  height?: number;
+  /**
+   * A TTF file for labels. Default: the first found of `assets/fonts/DejaVuSans.ttf` in this package,
+   * the `dejavu-fonts-ttf` npm package, and common system DejaVu/Liberation locations. `false` (or no
+   * font found) draws the same chart without any text.
+   */
+  font?: string | false;
+}
+
+type Ctx = ReturnType<PImage.Bitmap['getContext']>;
+
+const TRAIN_COLOR = '#1f77b4';
+const TEST_COLOR = '#ff7f0e';
+const AXIS_COLOR = '#333333';
+const GRID_COLOR = '#e6e6e6';
+const FONT_FAMILY = 'einvit-plot';
+
+function fontCandidates(): string[] {
+  const out = [fileURLToPath(new URL('../../assets/fonts/DejaVuSans.ttf', import.meta.url))];
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = require.resolve('dejavu-fonts-ttf/package.json');
+    out.push(join(dirname(pkg), 'ttf', 'DejaVuSans.ttf'));
+  } catch {
+    // optional package not installed
+  }
+  // Standard install locations of free fonts on Linux distributions.
+  out.push(
+    '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+    '/usr/share/fonts/TTF/DejaVuSans.ttf',
+    '/usr/share/fonts/dejavu/DejaVuSans.ttf',
+    '/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf',
+  );
+  return out;
+}
+
+const loadedFonts = new Map<string, boolean>();
+
+/** Registers the font with pureimage once; returns whether text can be drawn. */
+function loadFont(choice: string | false | undefined): boolean {
+  if (choice === false) return false;
+  const path = choice ?? fontCandidates().find((p) => existsSync(p));
+  if (path === undefined) return false;
+  const known = loadedFonts.get(path);
+  if (known !== undefined) return known;
+  let ok = false;
+  try {
+    // pureimage keeps one global font table; re-registering the family points it at this file.
+    PImage.registerFont(path, FONT_FAMILY).loadSync();
+    ok = true;
+  } catch (e) {
+    if (choice !== undefined) {
+      throw new EinopsError(`${path}: cannot load font (${e instanceof Error ? e.message : String(e)})`, {
+        rule: 'bad-font',
+        cause: e,
+      });
+    }
+  }
+  loadedFonts.set(path, ok);
+  return ok;
+}
+
+/** Round tick values covering [lo, hi], about `target` of them, at steps of 1, 2 or 5 x 10^k. */
+export function niceTicks(lo: number, hi: number, target = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / target;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
+    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  }
+  return ticks;
+}
+
+function formatTick(v: number, step: number): string {
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  return v.toFixed(Math.min(decimals, 6));
+}
+
+interface Series {
+  label: string;
+  color: string;
+  values: number[];
+}
+
+interface Panel {
+  title: string;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+  epochs: number[];
+  series: Series[];
+  /** Fixed y range, e.g. [0, 1] for accuracy; otherwise fitted to the data. */
+  yRange?: [number, number];
+}
+
+function text(
+  ctx: Ctx,
+  hasFont: boolean,
+  s: string,
+  x: number,
+  y: number,
+  align: 'left' | 'center' | 'right',
+  size = 13,
+): void {
+  if (!hasFont) return;
+  ctx.font = `${size}px ${FONT_FAMILY}`;
+  ctx.textAlign = align;
+  ctx.fillStyle = AXIS_COLOR;
+  ctx.fillText(s, x, y);
+}
+
+function line(ctx: Ctx, color: string, width: number, pts: Array<[number, number]>): void {
+  ctx.strokeStyle = color;
+  ctx.lineWidth = width;
+  ctx.beginPath();
+  ctx.moveTo(pts[0][0], pts[0][1]);
+  for (const [x, y] of pts.slice(1)) ctx.lineTo(x, y);
+  ctx.stroke();
+}
+
+function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
+  const finite = p.series.flatMap((s) => s.values.filter(Number.isFinite));
+  let [ylo, yhi] = p.yRange ?? [Math.min(...finite), Math.max(...finite)];
+  if (finite.length === 0) [ylo, yhi] = [0, 1];
+  if (!(yhi > ylo)) [ylo, yhi] = [ylo - 0.5, yhi + 0.5];
+  const pad = p.yRange ? 0 : (yhi - ylo) * 0.05;
+  ylo -= pad;
+  yhi += pad;
+  let xlo = Math.min(...p.epochs);
+  let xhi = Math.max(...p.epochs);
+  if (!(xhi > xlo)) [xlo, xhi] = [xlo - 1, xhi + 1];
+  const sx = (x: number) => p.x0 + ((x - xlo) / (xhi - xlo)) * (p.x1 - p.x0);
+  const sy = (y: number) => p.y1 - ((y - ylo) / (yhi - ylo)) * (p.y1 - p.y0);
+
+  const yt = niceTicks(ylo, yhi, 5);
+  const ystep = yt.length > 1 ? yt[1] - yt[0] : 1;
+  for (const v of yt) {
+    line(ctx, GRID_COLOR, 1, [
+      [p.x0, sy(v)],
+      [p.x1, sy(v)],
+    ]);
+    line(ctx, AXIS_COLOR, 1, [
+      [p.x0 - 5, sy(v)],
+      [p.x0, sy(v)],
+    ]);
+    text(ctx, hasFont, formatTick(v, ystep), p.x0 - 8, sy(v) + 4, 'right', 12);
+  }
+  const xt = niceTicks(xlo, xhi, 6).filter((v) => Number.isInteger(v) || xhi - xlo < 2);
+  const xstep = xt.length > 1 ? xt[1] - xt[0] : 1;
+  for (const v of xt) {
+    line(ctx, AXIS_COLOR, 1, [
+      [sx(v), p.y1],
+      [sx(v), p.y1 + 5],
+    ]);
+    text(ctx, hasFont, formatTick(v, xstep), sx(v), p.y1 + 19, 'center', 12);
+  }
+  line(ctx, AXIS_COLOR, 1.5, [
+    [p.x0, p.y0],
+    [p.x0, p.y1],
+    [p.x1, p.y1],
+  ]);
+
+  for (const s of p.series) {
+    // Break the line at non-finite values (e.g. a diverged epoch) instead of drawing to NaN.
+    let run: Array<[number, number]> = [];
+    const flush = () => {
+      if (run.length > 1) line(ctx, s.color, 2.5, run);
+      run = [];
+    };
+    s.values.forEach((v, i) => {
+      if (!Number.isFinite(v)) return flush();
+      const pt: [number, number] = [sx(p.epochs[i]), sy(Math.min(yhi, Math.max(ylo, v)))];
+      run.push(pt);
+      ctx.fillStyle = s.color;
+      ctx.fillRect(pt[0] - 3, pt[1] - 3, 6, 6);
+    });
+    flush();
+  }
+
+  text(ctx, hasFont, p.title, (p.x0 + p.x1) / 2, p.y0 - 12, 'center', 16);
+  text(ctx, hasFont, 'epoch', (p.x0 + p.x1) / 2, p.y1 + 38, 'center', 13);
+
+  // Legend box in the top-right corner of the plot area.
+  const lw = hasFont ? 96 : 44;
+  const lx = p.x1 - lw - 8;
+  const ly = p.y0 + 8;
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(lx, ly, lw, 16 * p.series.length + 10);
+  ctx.strokeStyle = '#bbbbbb';
+  ctx.lineWidth = 1;
+  ctx.strokeRect(lx, ly, lw, 16 * p.series.length + 10);
+  p.series.forEach((s, i) => {
+    const y = ly + 13 + 16 * i;
+    line(ctx, s.color, 3, [
+      [lx + 8, y],
+      [lx + 34, y],
+    ]);
+    text(ctx, hasFont, s.label, lx + 40, y + 5, 'left', 13);
+  });
+}
+
+function checkRows(rows: CurveRow[]): void {
+  if (rows.length === 0) {
+    throw new EinopsError('drawCurves: no rows to plot (history is empty)', { rule: 'empty-input' });
+  }
+  rows.forEach((r, i) => {
+    if (!Number.isFinite(r.epoch)) {
+      throw new EinopsError(`drawCurves: row ${i} has epoch ${r.epoch}, expected a finite number`, {
+        rule: 'bad-value',
+      });
+    }
+  });
+}
+
+/**
+ * Renders the loss and accuracy curves (train and test per epoch) into an RGB image: two panels with
+ * titles, axes, numbered ticks, grid lines and a legend. Text needs a TTF font (see
+ * {@link PlotOptions.font}); without one the chart is drawn without text.
+ *
+ * @example
+ * const img = renderCurves([{ epoch: 1, train_loss: 0.9, test_loss: 0.7, train_acc: 0.7, test_acc: 0.78 }]);
+ */
+export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbImage {
+  checkRows(rows);
+  const width = options.width ?? 1000;
+  const height = options.height ?? 420;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 200 || height < 150) {
+    throw new EinopsError(`drawCurves: canvas must be at least 200x150 integers, got ${width}x${height}`, {
+      rule: 'bad-size',
+    });
+  }
+  const hasFont = loadFont(options.font);
+  const bitmap = PImage.make(width, height);
+  const ctx = bitmap.getContext('2d');
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, width, height);
+  const sorted = [...rows].sort((a, b) => a.epoch - b.epoch);
+  const epochs = sorted.map((r) => r.epoch);
+  const half = Math.floor(width / 2);
+  const frame = (ox: number) => ({ x0: ox + 64, x1: ox + half - 20, y0: 40, y1: height - 52 });
+  drawPanel(ctx, hasFont, {
+    title: 'loss',
+    ...frame(0),
+    epochs,
+    series: [
+      { label: 'train', color: TRAIN_COLOR, values: sorted.map((r) => r.train_loss) },
+      { label: 'test', color: TEST_COLOR, values: sorted.map((r) => r.test_loss) },
+    ],
+  });
+  const accs = sorted.flatMap((r) => [r.train_acc, r.test_acc]).filter(Number.isFinite);
+  const inUnit = accs.every((a) => a >= 0 && a <= 1);
+  drawPanel(ctx, hasFont, {
+    title: 'accuracy',
+    ...frame(half),
+    epochs,
+    series: [
+      { label: 'train', color: TRAIN_COLOR, values: sorted.map((r) => r.train_acc) },
+      { label: 'test', color: TEST_COLOR, values: sorted.map((r) => r.test_acc) },
+    ],
+    // Accuracies in [0, 1] get a fitted range rounded out to tenths, so small gains stay visible.
+    yRange: inUnit && accs.length > 0 ? [Math.floor(Math.min(...accs) * 10) / 10, 1] : undefined,
+  });
+  // RGBA (opaque) -> RGB
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    data[i * 3] = bitmap.data[i * 4];
+    data[i * 3 + 1] = bitmap.data[i * 4 + 1];
+    data[i * 3 + 2] = bitmap.data[i * 4 + 2];
+  }
+  return { width, height, data };
+}
+
+/**
+ * Writes a PNG with two panels (loss and accuracy per epoch, train and test lines) to `path`.
+ *
+ * @example
+ * drawCurves('runs/mnist/curves.png', history);
+ */
+export function drawCurves(path: string, rows: CurveRow[], options: PlotOptions = {}): void {
+  writePng(path, renderCurves(rows, options));
+}
