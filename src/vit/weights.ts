@@ -386,9 +386,10 @@ export function checkParameters(params: Map<string, TensorData>, cfg: ViTConfig,
 }
 
 /**
- * 2-D sin-cos position table [1, T, D] as flat data, for position_embedding 'sinusoidal'. For the patch
- * at grid row r, column c, with D/4 frequencies w_k = 10000^(-k/(D/4)):
- * [sin(r w), cos(r w), sin(c w), cos(c w)]; the class token's row is zeros.
+ * 2-D sin-cos position table [1, T, D] as flat data, for position_embedding 'sinusoidal': MAE's
+ * `get_2d_sincos_pos_embed` (the same table as posembed.sincosPosEmbed2d). For the patch at grid row r,
+ * column c, with D/4 frequencies w_k = 10000^(-k/(D/4)): [sin(c w), cos(c w), sin(r w), cos(r w)];
+ * the class token's row is zeros.
  *
  * @example
  * const pos = sinusoidalPosEmbed(cfg); // length numTokens(cfg) * cfg.hidden_size
@@ -408,10 +409,10 @@ export function sinusoidalPosEmbed(cfg: ViTConfig): Float32Array {
       const row = (prefix + r * g + c) * D;
       for (let k = 0; k < q; k++) {
         const w = Math.pow(10000, -k / q);
-        out[row + k] = Math.sin(r * w);
-        out[row + q + k] = Math.cos(r * w);
-        out[row + 2 * q + k] = Math.sin(c * w);
-        out[row + 3 * q + k] = Math.cos(c * w);
+        out[row + k] = Math.sin(c * w);
+        out[row + q + k] = Math.cos(c * w);
+        out[row + 2 * q + k] = Math.sin(r * w);
+        out[row + 3 * q + k] = Math.cos(r * w);
       }
     }
   }

@@ -402,17 +402,26 @@ describe('sinusoidal positions', () => {
     expect(Array.from(t.subarray(0, 8))).toEqual(new Array(8).fill(0));
     // token for grid row 1, col 2 = 1 + 1*4 + 2 = 7; frequencies 1 and 10000^-0.5 = 0.01
     const row = Array.from(t.subarray(7 * 8, 8 * 8));
-    const want = [
-      Math.sin(1),
-      Math.sin(0.01),
-      Math.cos(1),
-      Math.cos(0.01),
-      Math.sin(2),
-      Math.sin(0.02),
-      Math.cos(2),
-      Math.cos(0.02),
-    ];
+    // column first, then row (MAE)
+    const [c, r] = [2, 1];
+    const w = [1, 0.01];
+    const want = [...w.map((x) => Math.sin(c * x)), ...w.map((x) => Math.cos(c * x))];
+    want.push(...w.map((x) => Math.sin(r * x)), ...w.map((x) => Math.cos(r * x)));
     row.forEach((v, i) => expect(v).toBeCloseTo(want[i], 6));
+  });
+
+  it('is the table the model computes (posembed.sincosPosEmbed2d)', async () => {
+    const { sincosPosEmbed2d } = await import('../../src/vit/posembed.js');
+    const { tf } = await import('../../src/tf.js');
+    const { ready } = await import('../../src/backends/index.js');
+    await ready('cpu');
+    const cfg = refConfig('cifar-tiny');
+    const before = tf.memory().numTensors;
+    const t = sincosPosEmbed2d(cfg.hidden_size, 8, 8, 1);
+    expect(t.shape).toEqual([1, numTokens(cfg), cfg.hidden_size]);
+    expect(relErr(sinusoidalPosEmbed(cfg), t.dataSync())).toBeLessThan(1e-6);
+    t.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('a sinusoidal config skips the stored table and HF export writes it', () => {
