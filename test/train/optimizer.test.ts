@@ -63,7 +63,7 @@ describe('AdamW', () => {
     const w = tf.variable(tf.tensor2d(p0, [2, 3]));
     const b = tf.variable(tf.tensor1d(p0));
     const opt = new AdamW(
-      new Map([
+      new Map<string, tf.Variable>([
         ['blocks.0.mlp.fc1.weight', w],
         ['blocks.0.mlp.fc1.bias', b],
       ]),
