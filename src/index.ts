@@ -12,3 +12,5 @@ export type { Reduction, AxesLengths, Tensor } from './ops.js';
 export { EinopsError } from './errors.js';
 export { ready } from './backends/index.js';
 export { tf } from './tf.js';
+export { Rearrange, Reduce, EinMix } from './layers/index.js';
+export type { RearrangeArgs, ReduceArgs, EinMixArgs } from './layers/index.js';

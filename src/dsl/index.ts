@@ -88,10 +88,18 @@ export function parseEinsum(source: string): EinsumPattern {
  * parseShapePattern('b _ h w').dims.length; // 4
  */
 export function parseShapePattern(source: string): Expression {
+  return parseSide(source, { allowUnderscore: true });
+}
+
+/**
+ * Parses one side on its own (e.g. EinMix's weight shape `'c_in c_out'`).
+ *
+ * @example
+ * parseSide('h c_in c_out').dims.length; // 3
+ */
+export function parseSide(source: string, options: { allowUnderscore?: boolean } = {}): Expression {
   const lexed = lex(source, (type) => type !== Comma && type !== Star && type.name !== 'Arrow');
-  const cst = parseChecked(lexed, 'shapePattern', [
-    { start: 0, end: source.length, options: { allowUnderscore: true } },
-  ]);
+  const cst = parseChecked(lexed, 'shapePattern', [{ start: 0, end: source.length, options }]);
   return buildExpression(child(cst, 'expression')[0], { start: 0, end: source.length });
 }
 
