@@ -11,7 +11,8 @@ import { ready } from '../../src/backends/index.js';
 import { EinopsError } from '../../src/errors.js';
 import { ViT } from '../../src/vit/model.js';
 import { parseConfig, type ViTConfig } from '../../src/vit/config.js';
-import { activation, layerNorm, patchEmbed, patchEmbedConv } from '../../src/vit/layers.js';
+import { activation, layerNorm, patchEmbed, patchEmbedConv, patchify } from '../../src/vit/layers.js';
+import { rearrange, unpack } from '../../src/ops.js';
 import { interpolationMatrix, resamplePosEmbed, sincosPosEmbed2d } from '../../src/vit/posembed.js';
 import { attentionRollout, classTokenAttention, rolloutMatrix } from '../../src/vit/attention.js';
 
@@ -70,6 +71,25 @@ describe('patch embedding', () => {
 });
 
 describe('layers', () => {
+  it('patchify equals the one-step pattern, and the qkv split equals the 5-axis pattern', () => {
+    const x = pixels(2, 3, 12, 20, 7);
+    const a = patchify(x, 4);
+    const b = rearrange(x, 'b c (h p1) (w p2) -> b (h w) (c p1 p2)', { p1: 4, p2: 4 });
+    expect(a.shape).toEqual([2, 15, 48]);
+    expect(maxAbsDiff(a, b)).toBe(0);
+    const qkv = tf.randomNormal([2, 5, 3 * 12], 0, 1, 'float32', 8);
+    const split = unpack(qkv, [[12], [12], [12]], 'b n *').map((t) =>
+      rearrange(t, 'b n (h d) -> b h n d', { h: 3 }),
+    );
+    const oneStep = unpack(
+      rearrange(qkv, 'b n (qkv h d) -> qkv b h n d', { qkv: 3, h: 3 }),
+      [[], [], []],
+      '* b h n d',
+    );
+    split.forEach((t, i) => expect(maxAbsDiff(t, oneStep[i])).toBe(0));
+    tf.dispose([x, a, b, qkv, ...split, ...oneStep]);
+  });
+
   it('GELU exact and tanh forms', () => {
     const x = tf.tensor1d([-2, -0.5, 1, 3]);
     const exact = activation(x, 'gelu').dataSync();
