@@ -59,3 +59,18 @@ export function normalizeInPlace(
 export function blackValue(mean: number[], std: number[]): number[] {
   return mean.map((m, c) => (0 - m) / std[c]);
 }
+
+/**
+ * Lookup table of normalised values for every byte of every channel: `lut[c * 256 + b] = (b/255 - mean[c]) / std[c]`.
+ * Converting bytes through it does scaling and normalisation in one pass.
+ *
+ * @example
+ * byteLut([0.5], [0.5])[255]; // 1
+ */
+export function byteLut(mean: number[], std: number[]): Float32Array {
+  const lut = new Float32Array(mean.length * 256);
+  mean.forEach((m, c) => {
+    for (let b = 0; b < 256; b++) lut[c * 256 + b] = (b / 255 - m) / std[c];
+  });
+  return lut;
+}

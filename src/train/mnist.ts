@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EinopsError } from '../errors.js';
-import { normalizeInPlace, type DataSplit, type Dataset } from './data.js';
+import { byteLut, type DataSplit, type Dataset } from './data.js';
 
 /** The usual MNIST statistics (of [0,1] pixels over the full 60k training set), as in torchvision examples. */
 export const MNIST_MEAN = [0.1307];
@@ -96,14 +96,14 @@ function makeDataset(name: string, parts: { bytes: Uint8Array; label: number }[]
   const count = parts.reduce((a, p) => a + p.bytes.length / PIXELS, 0);
   const images = new Float32Array(count * PIXELS);
   const labels = new Int32Array(count);
+  const lut = byteLut(MNIST_MEAN, MNIST_STD);
   let img = 0;
   for (const { bytes, label } of parts) {
     const base = img * PIXELS;
-    for (let i = 0; i < bytes.length; i++) images[base + i] = bytes[i] / 255;
+    for (let i = 0; i < bytes.length; i++) images[base + i] = lut[bytes[i]];
     labels.fill(label, img, img + bytes.length / PIXELS);
     img += bytes.length / PIXELS;
   }
-  normalizeInPlace(images, 1, PIXELS, MNIST_MEAN, MNIST_STD);
   return {
     name,
     images,

@@ -61,6 +61,16 @@ describe('loadCifar10', () => {
     expect([split.train.count, split.test.count]).toEqual([4, 1]);
     expect([...split.train.labels]).toEqual([3, 4, 5, 7]);
     expect(split.train.images.length).toBe(4 * 3072);
+    // A limit met by the first file leaves later files unread.
+    const partial = join(root, 'partial');
+    writeBatch(partial, 'data_batch_1.bin', [
+      [1, 1],
+      [2, 2],
+    ]);
+    writeBatch(partial, 'test_batch.bin', [[1, 1]]);
+    writeFileSync(join(partial, 'data_batch_2.bin'), new Uint8Array(7));
+    expect(loadCifar10(partial, { limitTrain: 2 }).train.count).toBe(2);
+    expect(() => loadCifar10(partial)).toThrow(/data_batch_2\.bin has 7 bytes/);
   });
 
   it('finds a nested cifar-10-batches-bin folder', () => {
