@@ -392,10 +392,12 @@ export class ViT {
    * @example
    * const { top } = model.predict(pixels); // top[0][0] = { index: 3, label: 'cat', prob: 0.91 }
    */
-  predict(
-    pixels: tf.Tensor,
-    k = 5,
-  ): { probs: tf.Tensor; top: Array<Array<{ index: number; label: string; prob: number }>> } {
+  predict(pixels: tf.Tensor, k = 5): { probs: tf.Tensor; top: Prediction[][] } {
+    if (!this.vars.has('head.weight')) {
+      throw new EinopsError('ViT.predict: this model has no classification head (num_labels is 0)', {
+        rule: 'no-head',
+      });
+    }
     const probs = tf.tidy(() => tf.softmax(this.forward(pixels).logits));
     const classes = probs.shape[1] as number;
     const kk = Math.max(1, Math.min(k, classes));

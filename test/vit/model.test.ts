@@ -239,6 +239,22 @@ describe('predict', () => {
   });
 });
 
+describe('errors', () => {
+  it('fromPretrained names a missing folder; predict needs a head', async () => {
+    await expect(ViT.fromPretrained(join(REF, 'no-such-model'))).rejects.toThrow(
+      /no-such-model.*config\.json|config\.json/,
+    );
+    await expect(ViT.fromPretrained(join(REF, 'no-such-model'))).rejects.toBeInstanceOf(EinopsError);
+    const model = ViT.create({ ...SMALL, num_labels: 0 }, 1);
+    const x = pixels(1, 3, 16, 16, 1);
+    expect(() => model.predict(x)).toThrow(EinopsError);
+    const out = model.forward(x);
+    expect(out.logits.shape).toEqual([1, 16]);
+    tf.dispose([x, out.logits, out.preLogits, out.lastHiddenState]);
+    model.dispose();
+  });
+});
+
 describe('training', () => {
   it('dropout is seeded, and off unless training', () => {
     const cfg = { ...SMALL, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.2 };
