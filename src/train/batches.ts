@@ -13,6 +13,12 @@ export interface BatchOptions {
   augment?: Augment;
   /** Skip the last batch if it is smaller than batchSize. Default false. */
   dropLast?: boolean;
+  /**
+   * Resume mid-epoch: do not yield the first `skipBatches` batches, but still draw their augmentation
+   * randomness, so with the rng state saved at the start of the epoch the remaining batches are exactly
+   * those of the uninterrupted run. Default 0.
+   */
+  skipBatches?: number;
 }
 
 export interface Batch {
@@ -58,9 +64,20 @@ export function* batches(ds: Dataset, opts: BatchOptions): Generator<Batch, void
   const shape = { channels: ds.channels, height: ds.height, width: ds.width };
   const imageSize = ds.channels * ds.height * ds.width;
   const n = batchCount(ds.count, batchSize, opts.dropLast ?? false);
+  const skip = opts.skipBatches ?? 0;
+  if (!(Number.isInteger(skip) && skip >= 0)) {
+    throw new EinopsError(`batches: skipBatches must be a non-negative integer, got ${skip}`);
+  }
+  const scratch = augment && skip > 0 ? new Float32Array(imageSize) : undefined;
   for (let b = 0; b < n; b++) {
     const start = b * batchSize;
     const size = Math.min(batchSize, ds.count - start);
+    if (b < skip) {
+      if (scratch)
+        for (let i = 0; i < size; i++)
+          augment!(ds.images, order[start + i] * imageSize, scratch, 0, shape, rng!);
+      continue;
+    }
     const images = new Float32Array(size * imageSize);
     const labels = new Int32Array(size);
     const indices = order.slice(start, start + size);

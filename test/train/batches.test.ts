@@ -129,6 +129,18 @@ describe('batches', () => {
     expect(flipped).toBeLessThan(14);
   });
 
+  it('skipBatches resumes mid-epoch with the same batches as the uninterrupted run', () => {
+    const ds = toy(20);
+    const aug = makeAugment({ pad: 2, flip: true, fill: [0, 0] });
+    const full = [...batches(ds, { batchSize: 6, shuffle: true, rng: new Rng(4), augment: aug })];
+    const rest = [
+      ...batches(ds, { batchSize: 6, shuffle: true, rng: new Rng(4), augment: aug, skipBatches: 2 }),
+    ];
+    expect(rest.length).toBe(2);
+    expect(rest.map((b) => [...b.images])).toEqual(full.slice(2).map((b) => [...b.images]));
+    expect(rest.map((b) => [...b.indices])).toEqual(full.slice(2).map((b) => [...b.indices]));
+  });
+
   it('pads with normalised black from the split statistics', () => {
     const ds = toy(1);
     const aug = augmentFor({ mean: [0.5, 0.25], std: [0.5, 0.25] }, { pad: 3 });
