@@ -15,6 +15,13 @@ export interface AdamWOptions {
   eps?: number;
   /** Names to exempt from weight decay. Default `defaultNoDecay` (biases, norms, tokens, embeddings). */
   noDecay?: (name: string, variable: tf.Variable) => boolean;
+  /**
+   * 'js' keeps the moments in Float32Arrays and updates each parameter in one plain loop (download,
+   * update, assign): several times faster on the wasm and cpu backends, where ~12 small tensor ops per
+   * parameter cost more in dispatch than in arithmetic. 'tensor' keeps everything on the backend (best
+   * for GPU backends). Default: 'js' on wasm/cpu, else 'tensor'.
+   */
+  impl?: 'js' | 'tensor';
 }
 
 /**
@@ -32,17 +39,21 @@ export function defaultNoDecay(name: string, variable: tf.Variable): boolean {
 interface Slot {
   name: string;
   param: tf.Variable;
-  m: tf.Variable;
-  v: tf.Variable;
   decay: boolean;
+  /** Moments on the backend ('tensor') ... */
+  m?: tf.Variable;
+  v?: tf.Variable;
+  /** ... or in JS memory ('js'). */
+  mArr?: Float32Array;
+  vArr?: Float32Array;
 }
 
 /**
  * AdamW with the exact update of PyTorch's `torch.optim.AdamW` (amsgrad off, one global step count):
  * `p -= lr*wd*p` (decoupled decay, skipped for `noDecay` names), then `m = b1*m + (1-b1)*g`,
  * `v = b2*v + (1-b2)*g^2`, `p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`.
- * Parameters without a gradient in a step are left untouched (moments too). Updates run in `tf.tidy`
- * and `Variable.assign`, so nothing leaks.
+ * Parameters without a gradient in a step are left untouched (moments too). Updates end in
+ * `Variable.assign` (under `tf.tidy`), so nothing leaks.
  *
  * @example
  * const opt = new AdamW(new Map([['w', w], ['b', b]]), { weightDecay: 0.05 });
@@ -54,6 +65,7 @@ export class AdamW {
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
+  readonly impl: 'js' | 'tensor';
   private slots = new Map<string, Slot>();
   private t = 0;
 
@@ -72,16 +84,19 @@ export class AdamW {
         throw new EinopsError(`AdamW: ${key} = ${val} is out of range`);
       }
     }
+    this.impl = opts.impl ?? (['wasm', 'cpu'].includes(tf.getBackend()) ? 'js' : 'tensor');
     const noDecay = opts.noDecay ?? defaultNoDecay;
     for (const [name, param] of params) {
       if (this.slots.has(name)) throw new EinopsError(`AdamW: parameter name '${name}' appears twice`);
-      this.slots.set(name, {
-        name,
-        param,
-        m: zeroVariable(param),
-        v: zeroVariable(param),
-        decay: !noDecay(name, param),
-      });
+      const slot: Slot = { name, param, decay: !noDecay(name, param) };
+      if (this.impl === 'js') {
+        slot.mArr = new Float32Array(param.size);
+        slot.vArr = new Float32Array(param.size);
+      } else {
+        slot.m = zeroVariable(param);
+        slot.v = zeroVariable(param);
+      }
+      this.slots.set(name, slot);
     }
   }
 
@@ -111,6 +126,33 @@ export class AdamW {
       }
     }
     this.t += 1;
+    if (this.impl === 'js') this.stepJs(grads, lr);
+    else this.stepTensor(grads, lr);
+  }
+
+  private stepJs(grads: Map<string, tf.Tensor>, lr: number): void {
+    const { beta1: b1, beta2: b2, eps } = this;
+    const stepSize = lr / (1 - Math.pow(b1, this.t));
+    const invBc2Sqrt = 1 / Math.sqrt(1 - Math.pow(b2, this.t));
+    for (const [name, grad] of grads) {
+      const { param, mArr: m, vArr: v, decay } = this.slots.get(name)!;
+      const decayFactor = decay ? 1 - lr * this.weightDecay : 1;
+      const p = param.dataSync() as Float32Array; // read only: on cpu this is the backend's own buffer
+      const g = grad.dataSync() as Float32Array;
+      const out = new Float32Array(p.length);
+      for (let i = 0; i < p.length; i++) {
+        const gi = g[i];
+        const mi = b1 * m![i] + (1 - b1) * gi;
+        const vi = b2 * v![i] + (1 - b2) * gi * gi;
+        m![i] = mi;
+        v![i] = vi;
+        out[i] = p[i] * decayFactor - (stepSize * mi) / (Math.sqrt(vi) * invBc2Sqrt + eps);
+      }
+      tf.tidy(() => param.assign(tf.tensor(out, param.shape, 'float32')));
+    }
+  }
+
+  private stepTensor(grads: Map<string, tf.Tensor>, lr: number): void {
     const { beta1: b1, beta2: b2, eps } = this;
     const bc1 = 1 - Math.pow(b1, this.t);
     const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, this.t));
@@ -126,12 +168,12 @@ export class AdamW {
       for (const [name, g] of grads) {
         const { param, m, v, decay } = this.slots.get(name)!;
         const p0 = decay && this.weightDecay !== 0 ? tf.mul(param, decayFactor) : param;
-        const m1 = tf.add(tf.mul(m, sB1), tf.mul(g, s1B1));
-        const v1 = tf.add(tf.mul(v, sB2), tf.mul(tf.square(g), s1B2));
+        const m1 = tf.add(tf.mul(m!, sB1), tf.mul(g, s1B1));
+        const v1 = tf.add(tf.mul(v!, sB2), tf.mul(tf.square(g), s1B2));
         const denom = tf.add(tf.mul(tf.sqrt(v1), sInvBc2), sEps);
         param.assign(tf.sub(p0, tf.mul(sStep, tf.div(m1, denom))));
-        m.assign(m1);
-        v.assign(v1);
+        m!.assign(m1);
+        v!.assign(v1);
       }
     });
   }
@@ -139,9 +181,13 @@ export class AdamW {
   /** Copies the moments and step count out (e.g. to save as safetensors for `--resume`). */
   exportState(): OptimizerState {
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const { name, m, v } of this.slots.values()) {
-      tensors.set(`${name}.exp_avg`, { shape: [...m.shape], data: m.dataSync() as Float32Array });
-      tensors.set(`${name}.exp_avg_sq`, { shape: [...v.shape], data: v.dataSync() as Float32Array });
+    for (const { name, param, m, v, mArr, vArr } of this.slots.values()) {
+      const shape = [...param.shape];
+      tensors.set(`${name}.exp_avg`, { shape, data: mArr ? mArr.slice() : Float32Array.from(m!.dataSync()) });
+      tensors.set(`${name}.exp_avg_sq`, {
+        shape,
+        data: vArr ? vArr.slice() : Float32Array.from(v!.dataSync()),
+      });
     }
     return { step: this.t, tensors };
   }
@@ -152,30 +198,33 @@ export class AdamW {
       throw new EinopsError(`AdamW.importState: step must be a non-negative integer, got ${state.step}`);
     }
     const known = new Set<string>();
-    const checked: [tf.Variable, Float32Array][] = [];
-    for (const { name, param, m, v } of this.slots.values()) {
-      for (const [suffix, target] of [
-        ['exp_avg', m],
-        ['exp_avg_sq', v],
+    const checked: [Slot, 'm' | 'v', Float32Array][] = [];
+    for (const slot of this.slots.values()) {
+      for (const [suffix, which] of [
+        ['exp_avg', 'm'],
+        ['exp_avg_sq', 'v'],
       ] as const) {
-        const key = `${name}.${suffix}`;
+        const key = `${slot.name}.${suffix}`;
         known.add(key);
         const entry = state.tensors.get(key);
         if (!entry) throw new EinopsError(`AdamW.importState: missing '${key}'`);
         const size = entry.shape.reduce((a, b) => a * b, 1);
-        if (!tf.util.arraysEqual(entry.shape, param.shape) || entry.data.length !== size) {
+        if (!tf.util.arraysEqual(entry.shape, slot.param.shape) || entry.data.length !== size) {
           throw new EinopsError(
-            `AdamW.importState: '${key}' has shape [${entry.shape}] (${entry.data.length} values), parameter has [${param.shape}]`,
+            `AdamW.importState: '${key}' has shape [${entry.shape}] (${entry.data.length} values), parameter has [${slot.param.shape}]`,
           );
         }
-        checked.push([target, entry.data]);
+        checked.push([slot, which, entry.data]);
       }
     }
     for (const key of state.tensors.keys()) {
       if (!known.has(key)) throw new EinopsError(`AdamW.importState: unknown entry '${key}'`);
     }
-    for (const [target, data] of checked) {
-      tf.tidy(() => target.assign(tf.tensor(data, target.shape, 'float32')));
+    for (const [slot, which, data] of checked) {
+      const arr = which === 'm' ? slot.mArr : slot.vArr;
+      const variable = which === 'm' ? slot.m : slot.v;
+      if (arr) arr.set(data);
+      else tf.tidy(() => variable!.assign(tf.tensor(data, slot.param.shape, 'float32')));
     }
     this.t = state.step;
   }
@@ -183,8 +232,8 @@ export class AdamW {
   /** Frees the moment variables. */
   dispose(): void {
     for (const { m, v } of this.slots.values()) {
-      m.dispose();
-      v.dispose();
+      m?.dispose();
+      v?.dispose();
     }
     this.slots.clear();
   }

@@ -37,10 +37,10 @@ function torchAdamW(
   return out;
 }
 
-describe('AdamW', () => {
+describe.each(['js', 'tensor'] as const)('AdamW (impl %s)', (impl) => {
   it('first step equals the hand value p(1 - lr wd) - lr g/(|g| + eps)', () => {
     const w = tf.variable(tf.tensor2d([[1, -2]]));
-    const opt = new AdamW([['w', w]], { weightDecay: 0.01 });
+    const opt = new AdamW([['w', w]], { weightDecay: 0.01, impl });
     const g = tf.tensor2d([[0.5, 0.25]]);
     opt.step(new Map([['w', g]]), 0.1);
     const got = w.dataSync();
@@ -67,8 +67,9 @@ describe('AdamW', () => {
         ['blocks.0.mlp.fc1.weight', w],
         ['blocks.0.mlp.fc1.bias', b],
       ]),
-      { weightDecay: 0.05 },
+      { weightDecay: 0.05, impl },
     );
+    expect(opt.impl).toBe(impl);
     expect(opt.decayedNames()).toEqual(['blocks.0.mlp.fc1.weight']);
     grads.forEach((g, s) => {
       const gw = tf.tensor2d(g, [2, 3]);
@@ -99,6 +100,7 @@ describe('AdamW', () => {
         ['w', w],
         ['b', b],
       ]),
+      { impl },
     );
     const x = tf.randomNormal([8, 4]);
     const before = tf.memory().numTensors;
@@ -132,11 +134,11 @@ describe('AdamW', () => {
       t.dispose();
     };
     const a = make();
-    const optA = new AdamW([['w', a]]);
+    const optA = new AdamW([['w', a]], { impl });
     gs.forEach((g) => stepWith(optA, g));
 
     const b = make();
-    const optB = new AdamW([['w', b]]);
+    const optB = new AdamW([['w', b]], { impl });
     stepWith(optB, gs[0]);
     const state = optB.exportState();
     expect([...state.tensors.keys()]).toEqual(['w.exp_avg', 'w.exp_avg_sq']);
@@ -146,7 +148,7 @@ describe('AdamW', () => {
     optB.dispose();
 
     const c = tf.variable(saved);
-    const optC = new AdamW([['w', c]]);
+    const optC = new AdamW([['w', c]], { impl });
     optC.importState(state);
     stepWith(optC, gs[1]);
     stepWith(optC, gs[2]);
@@ -163,12 +165,20 @@ describe('AdamW', () => {
 
   it('rejects unknown names and wrong shapes', () => {
     const w = tf.variable(tf.zeros([2, 2]));
-    const opt = new AdamW([['w', w]]);
+    const opt = new AdamW([['w', w]], { impl });
     const g = tf.zeros([3]);
     expect(() => opt.step(new Map([['v', g]]), 0.1)).toThrow(/unknown parameter 'v'/);
     expect(() => opt.step(new Map([['w', g]]), 0.1)).toThrow(EinopsError);
     expect(() => new AdamW([['w', w]], { beta1: 1 })).toThrow(/beta1/);
     g.dispose();
+    opt.dispose();
+    w.dispose();
+  });
+
+  it('picks js on wasm by default', () => {
+    const w = tf.variable(tf.zeros([1]));
+    const opt = new AdamW([['w', w]]);
+    expect(opt.impl).toBe('js');
     opt.dispose();
     w.dispose();
   });
