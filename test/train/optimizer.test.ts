@@ -37,7 +37,7 @@ function torchAdamW(
   return out;
 }
 
-describe.each(['js', 'tensor'] as const)('AdamW (impl %s)', (impl) => {
+describe.each(['js', 'tensor', 'auto'] as const)('AdamW (impl %s)', (impl) => {
   it('first step equals the hand value p(1 - lr wd) - lr g/(|g| + eps)', () => {
     const w = tf.variable(tf.tensor2d([[1, -2]]));
     const opt = new AdamW([['w', w]], { weightDecay: 0.01, impl });
@@ -175,14 +175,6 @@ describe.each(['js', 'tensor'] as const)('AdamW (impl %s)', (impl) => {
     w.dispose();
   });
 
-  it('picks js on wasm by default', () => {
-    const w = tf.variable(tf.zeros([1]));
-    const opt = new AdamW([['w', w]]);
-    expect(opt.impl).toBe('js');
-    opt.dispose();
-    w.dispose();
-  });
-
   it('default no-decay rule', () => {
     const m = tf.variable(tf.zeros([2, 2]));
     const v = tf.variable(tf.zeros([2]));
@@ -191,6 +183,45 @@ describe.each(['js', 'tensor'] as const)('AdamW (impl %s)', (impl) => {
     expect(defaultNoDecay('pos_embed', m)).toBe(true);
     expect(defaultNoDecay('cls_token', m)).toBe(true);
     tf.dispose([m, v]);
+  });
+});
+
+describe('AdamW auto mode', () => {
+  it('mixes js (small) and tensor (large) parameters in auto mode with the same results', () => {
+    const init = Float32Array.from({ length: 40000 }, (_, i) => Math.sin(i));
+    const grad = Float32Array.from({ length: 40000 }, (_, i) => Math.cos(i * 0.7));
+    const run = (mode: 'auto' | 'js') => {
+      const big = tf.variable(tf.tensor2d(init, [200, 200]));
+      const small = tf.variable(tf.tensor1d(init.subarray(0, 100)));
+      const opt = new AdamW(
+        new Map<string, tf.Variable>([
+          ['big', big],
+          ['small', small],
+        ]),
+        { impl: mode },
+      );
+      const gBig = tf.tensor2d(grad, [200, 200]);
+      const gSmall = tf.tensor1d(grad.subarray(0, 100));
+      for (let i = 0; i < 3; i++)
+        opt.step(
+          new Map<string, tf.Tensor>([
+            ['big', gBig],
+            ['small', gSmall],
+          ]),
+          0.01,
+        );
+      const out = [Float32Array.from(big.dataSync()), Float32Array.from(small.dataSync())];
+      opt.dispose();
+      tf.dispose([big, small, gBig, gSmall]);
+      return out;
+    };
+    const [autoBig, autoSmall] = run('auto');
+    const [jsBig, jsSmall] = run('js');
+    let maxDiff = 0;
+    for (let i = 0; i < autoBig.length; i++) maxDiff = Math.max(maxDiff, Math.abs(autoBig[i] - jsBig[i]));
+    for (let i = 0; i < autoSmall.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs(autoSmall[i] - jsSmall[i]));
+    expect(maxDiff).toBeLessThan(1e-6);
   });
 });
 
