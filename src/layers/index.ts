@@ -267,13 +267,12 @@ export class EinMix extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: Shape): Shape {
-    return tf.tidy(() => {
-      const probe = tf.zeros(inputShape.map((d) => (d === null ? 1 : d)));
-      const out = this.apply(probe) as tf.Tensor;
-      const shape: Shape = [...out.shape];
-      if (inputShape[0] === null) shape[0] = null;
-      return shape;
-    });
+    const probe = tf.zeros(inputShape.map((d) => (d === null ? 1 : d)));
+    const out = this.apply(probe) as tf.Tensor;
+    const shape: Shape = [...out.shape];
+    tf.dispose([probe, out]);
+    if (inputShape[0] === null) shape[0] = null;
+    return shape;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

@@ -1,0 +1,73 @@
+// The image preprocessing that goes with a checkpoint: HF's preprocessor_config.json when present.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EinopsError } from '../errors.js';
+import { HF_VIT_PREPROCESSING, type PreprocessConfig } from '../image/preprocess.js';
+import type { ViTConfig } from './config.js';
+
+export const PREPROCESSOR_FILE = 'preprocessor_config.json';
+
+/**
+ * Resize and normalisation for a model folder: from its `preprocessor_config.json` (HF
+ * ViTImageProcessor fields `size`, `image_mean`, `image_std`) when present, else HF ViT's defaults
+ * (resize to image_size, mean 0.5, std 0.5 per channel).
+ *
+ * @example
+ * const pre = preprocessingFor('runs/mnist', model.config);
+ */
+export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig {
+  const channels = cfg.num_channels === 1 ? 1 : 3;
+  const fallback: PreprocessConfig = {
+    size: cfg.image_size,
+    mean: HF_VIT_PREPROCESSING.mean.slice(0, channels),
+    std: HF_VIT_PREPROCESSING.std.slice(0, channels),
+    channels,
+  };
+  const path = join(dir, PREPROCESSOR_FILE);
+  if (!existsSync(path)) return fallback;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new EinopsError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const list = (key: string): number[] | undefined => {
+    const v = json[key];
+    if (v === undefined) return undefined;
+    const arr = typeof v === 'number' ? [v] : v;
+    if (!Array.isArray(arr) || arr.some((x) => typeof x !== 'number')) {
+      throw new EinopsError(`${path}: '${key}' must be a number or a list of numbers`);
+    }
+    return arr.length === 1 && channels === 3 ? [arr[0], arr[0], arr[0]] : (arr as number[]);
+  };
+  const size = json.size as { height?: number; width?: number; shortest_edge?: number } | number | undefined;
+  const side =
+    typeof size === 'number' ? size : (size?.height ?? size?.shortest_edge ?? (cfg.image_size as number));
+  const mean = list('image_mean') ?? fallback.mean;
+  const std = list('image_std') ?? fallback.std;
+  if (mean.length !== channels || std.length !== channels) {
+    throw new EinopsError(
+      `${path}: image_mean/image_std need ${channels} values for a ${channels}-channel model`,
+    );
+  }
+  return { size: side, mean, std, channels };
+}
+
+/** HF ViTImageProcessor's preprocessor_config.json for a model trained here. */
+export function preprocessorJson(
+  cfg: ViTConfig,
+  mean: readonly number[],
+  std: readonly number[],
+): Record<string, unknown> {
+  return {
+    do_normalize: true,
+    do_rescale: true,
+    do_resize: true,
+    image_mean: [...mean],
+    image_std: [...std],
+    image_processor_type: 'ViTImageProcessor',
+    resample: 2,
+    rescale_factor: 1 / 255,
+    size: { height: cfg.image_size, width: cfg.image_size },
+  };
+}
