@@ -396,11 +396,8 @@ function batchProduct(
     }
     case 'dwconv':
       return dwconvProduct(aT ? tf.transpose(a, [2, 1, 0]) : tf.transpose(a, [1, 2, 0]), b, bT, g, m, k, n);
-    case 'split': {
-      const as = tf.unstack(aT ? t(a) : a) as tf.Tensor2D[];
-      const bs = tf.unstack(bT ? t(b) : b) as tf.Tensor2D[];
-      return tf.stack(as.map((x, i) => matMul2d(x, bs[i]))) as tf.Tensor3D;
-    }
+    case 'split':
+      return splitProduct(aT ? t(a) : a, bT ? t(b) : b);
     case 'batched':
       return batchMatMul3d(aT ? t(a) : a, bT ? t(b) : b);
   }
@@ -430,7 +427,42 @@ function dwconvProduct(
   return tf.transpose(y.reshape([m, g, n]), [1, 0, 2]) as tf.Tensor3D;
 }
 
-// tfjs' depthwise gradients have no wasm kernels; both gradients are again batched products.
+/**
+ * The g blocks of `x: [g, r, c]` as separate 2-D tensors. One read of the data: tf.unstack / tf.slice on wasm
+ * copy the whole input for every slice (O(g²) traffic).
+ */
+function blocksOf(x: tf.Tensor3D): tf.Tensor2D[] {
+  const [g, r, c] = x.shape;
+  const values = x.dataSync() as Float32Array;
+  const size = r * c;
+  return Array.from({ length: g }, (_, i) => tf.tensor2d(values.slice(i * size, (i + 1) * size), [r, c]));
+}
+
+function blockProducts(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [g, m] = a.shape;
+  const n = b.shape[2];
+  const as = blocksOf(a);
+  const bs = blocksOf(b);
+  return tf.concat(as.map((x, i) => tf.matMul(x, bs[i]))).reshape([g, m, n]);
+}
+
+// g plain 2-D products on host-split blocks; the gradient is two more rounds of the same.
+const splitProduct = tf.customGrad((a, b, save) => {
+  const aa = a as tf.Tensor3D;
+  const bb = b as tf.Tensor3D;
+  (save as tf.GradSaveFunc)([aa, bb]);
+  return {
+    value: blockProducts(aa, bb),
+    gradFunc: (dy, saved) => {
+      const [sa, sb] = saved as tf.Tensor3D[];
+      const g = dy as tf.Tensor3D;
+      return [blockProducts(g, tf.transpose(sb, [0, 2, 1])), blockProducts(tf.transpose(sa, [0, 2, 1]), g)];
+    },
+  };
+}) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+// tfjs' depthwise gradients have no wasm kernels. Both gradients are again depthwise products, computed
+// directly in the channels-last layout: wasm transposes that move the group axis are the costly part.
 const dwconvGrad = tf.customGrad((x, f, save) => {
   const xx = x as tf.Tensor4D;
   const ff = f as tf.Tensor4D;
@@ -441,24 +473,17 @@ const dwconvGrad = tf.customGrad((x, f, save) => {
       const [sx, sf] = saved as tf.Tensor4D[];
       const [m, , k, g] = sx.shape;
       const n = sf.shape[3];
-      const dyG = tf.transpose(dy.reshape([m, g, n]), [1, 0, 2]) as tf.Tensor3D; // [g, m, n]
-      const aG = tf.transpose(sx.reshape([m, k, g]), [2, 0, 1]) as tf.Tensor3D; // [g, m, k]
-      const bG = tf.transpose(sf.reshape([k, g, n]), [1, 0, 2]) as tf.Tensor3D; // [g, k, n]
-      // dA = dY·Bᵀ: [g, m, n] @ [g, n, k]; dB = Aᵀ·dY: [g, k, m] @ [g, m, n].
-      const da = autoProduct(dyG, bG, false, true);
-      const db = autoProduct(aG, dyG, true, false);
-      return [tf.transpose(da, [1, 2, 0]).reshape(sx.shape), tf.transpose(db, [1, 0, 2]).reshape(sf.shape)];
+      // dx[m, k, g] = sum_n dy[m, g, n] f[k, g, n]
+      const x1 = tf.transpose(dy.reshape([m, g, n]), [0, 2, 1]).reshape([m, 1, n, g]) as tf.Tensor4D;
+      const f1 = tf.transpose(sf.reshape([k, g, n]), [2, 1, 0]).reshape([1, n, g, k]) as tf.Tensor4D;
+      const dx = tf.transpose(tf.depthwiseConv2d(x1, f1, 1, 'valid').reshape([m, g, k]), [0, 2, 1]);
+      // df[k, g, n] = sum_m x[m, k, g] dy[m, g, n]
+      const x2 = tf.transpose(sx.reshape([m, k, g]), [1, 0, 2]).reshape([k, 1, m, g]) as tf.Tensor4D;
+      const df = tf.depthwiseConv2d(x2, dy.reshape([1, m, g, n]) as tf.Tensor4D, 1, 'valid');
+      return [dx.reshape(sx.shape), df.reshape(sf.shape)];
     },
   };
 }) as (x: tf.Tensor4D, f: tf.Tensor4D) => tf.Tensor4D;
-
-function autoProduct(a: tf.Tensor3D, b: tf.Tensor3D, aT: boolean, bT: boolean): tf.Tensor3D {
-  const [g] = a.shape;
-  const m = aT ? a.shape[2] : a.shape[1];
-  const k = aT ? a.shape[1] : a.shape[2];
-  const n = bT ? b.shape[1] : b.shape[2];
-  return batchProduct(a, b, aT, bT, chooseBatchStrategy(g, m, k, n));
-}
 
 function contract(
   step: ContractStep,
