@@ -215,6 +215,7 @@ function saveCheckpoint(out: string, model: ViT, opt: AdamW, state: TrainerState
     join(out, 'config.json'),
     hf ? toHFConfigJson(model.config) : { ...model.config, naming: 'timm' },
   );
+  writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorJson(model.config, data.mean, data.std));
   const o = opt.exportState();
   writeSafetensors(join(out, OPTIMIZER_FILE), o.tensors, { ...tag, adamw_step: String(o.step) });
   writeJsonAtomic(join(out, STATE_FILE), state); // last: names the step the other files must carry
