@@ -149,7 +149,8 @@ function mutateOnce(rng: Rng, s: string): string {
     case 6: // add an arrow
       chars.splice(at, 0, pick(rng, ['->', ' -> ', '-', '>']));
       return chars.join('');
-    case 7: { // wrap a stretch in parentheses
+    case 7: {
+      // wrap a stretch in parentheses
       const end = int(rng, at, chars.length);
       chars.splice(end, 0, ')');
       chars.splice(at, 0, '(');
@@ -447,6 +448,42 @@ function transformPattern(rng: Rng, op: OpName): { pattern: string; shape?: numb
   return { pattern: randomPattern(rng, 'transform') };
 }
 
+/** A valid einsum call from the seeds: every label gets a length 0..3, `...` 0..2 dims. */
+export function validEinsum(rng: Rng): { pattern: string; shapes: number[][] } {
+  const pattern: string = pick(rng, SEEDS.einsum);
+  const [inputs] = pattern.split('->');
+  const length = new Map<string, number>();
+  const ellipsis = Array.from({ length: int(rng, 0, 2) }, () => int(rng, 1, 3));
+  const shapes = inputs.split(',').map((term) =>
+    term
+      .trim()
+      .split(' ')
+      .filter((w) => w !== '')
+      .flatMap((w) => {
+        if (w === '...') return ellipsis;
+        if (!length.has(w)) length.set(w, int(rng, chance(rng, 0.05) ? 0 : 1, 3));
+        return [length.get(w)!];
+      }),
+  );
+  return { pattern, shapes };
+}
+
+/** A valid unpack call: the packed axis is the sum of the pieces' sizes (one may be -1). */
+function validUnpack(rng: Rng): { pattern: string; shape: number[]; packedShapes: number[][] } {
+  const pattern: string = pick(rng, SEEDS.pack);
+  const names = pattern.split(/\s+/).filter((w) => w !== '');
+  const packedShapes = Array.from({ length: int(rng, 1, 3) }, () =>
+    Array.from({ length: int(rng, 0, 2) }, () => int(rng, 0, 3)),
+  );
+  const total = packedShapes.reduce((s, p) => s + p.reduce((q, d) => q * d, 1), 0);
+  if (chance(rng, 0.3)) {
+    const piece = packedShapes[int(rng, 0, packedShapes.length - 1)];
+    if (piece.length > 0) piece[int(rng, 0, piece.length - 1)] = -1;
+  }
+  const shape = names.map((n) => (n === '*' ? total : int(rng, 1, 3)));
+  return { pattern, shape, packedShapes };
+}
+
 function randomPackedShapes(rng: Rng): unknown {
   if (chance(rng, 0.05)) return pick(rng, [null, 3, 'a', [3], [[1.5]], [['2']], [[-2]], [[NaN]]]);
   return Array.from({ length: int(rng, 1, 3) }, () =>
@@ -461,6 +498,8 @@ export function randomInput(rng: Rng, op: OpName, seed = 0): FuzzInput {
   let lengths: unknown;
   let tensorCount = 1;
   let asList = false;
+  let shapes: number[][] | undefined; // einsum: one shape per operand
+  let packedShapes: unknown;
   switch (op) {
     case 'rearrange':
     case 'reduce':
@@ -477,15 +516,30 @@ export function randomInput(rng: Rng, op: OpName, seed = 0): FuzzInput {
       break;
     }
     case 'einsum':
-      pattern = randomPattern(rng, 'einsum');
-      tensorCount = int(rng, 0, 3);
+      if (chance(rng, 0.4)) {
+        const v = validEinsum(rng);
+        pattern = chance(rng, 0.7) ? v.pattern : mutateOnce(rng, v.pattern);
+        shapes = v.shapes;
+        tensorCount = v.shapes.length + (chance(rng, 0.05) ? int(rng, -1, 1) : 0);
+      } else {
+        pattern = randomPattern(rng, 'einsum');
+        tensorCount = int(rng, 0, 3);
+      }
       break;
     case 'pack':
       pattern = randomPattern(rng, 'pack');
       tensorCount = int(rng, 0, 3);
       break;
     case 'unpack':
-      pattern = randomPattern(rng, 'pack');
+      if (chance(rng, 0.4)) {
+        const v = validUnpack(rng);
+        pattern = chance(rng, 0.7) ? v.pattern : mutateOnce(rng, v.pattern);
+        shape = v.shape;
+        packedShapes = chance(rng, 0.8) ? v.packedShapes : randomPackedShapes(rng);
+      } else {
+        pattern = randomPattern(rng, 'pack');
+        packedShapes = randomPackedShapes(rng);
+      }
       break;
     case 'parseShape':
       pattern = randomPattern(rng, 'shape');
@@ -495,7 +549,10 @@ export function randomInput(rng: Rng, op: OpName, seed = 0): FuzzInput {
   const tensors: (TensorSpec | { raw: unknown })[] = [];
   for (let i = 0; i < tensorCount; i++) {
     if (chance(rng, 0.03)) tensors.push({ raw: pick(rng, NOT_TENSORS) });
-    else tensors.push(randomSpec(rng, shape && chance(rng, 0.9) ? shape : undefined));
+    else {
+      const fit = shapes?.[i] ?? shape;
+      tensors.push(randomSpec(rng, fit && chance(rng, 0.9) ? fit : undefined));
+    }
   }
   return {
     op,
@@ -504,7 +561,7 @@ export function randomInput(rng: Rng, op: OpName, seed = 0): FuzzInput {
     asList,
     lengths,
     reduction: op === 'reduce' ? randomReduction(rng) : undefined,
-    packedShapes: op === 'unpack' ? randomPackedShapes(rng) : undefined,
+    packedShapes,
     seed,
   };
 }
