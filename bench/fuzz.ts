@@ -244,7 +244,7 @@ function shapeOf(groups: readonly (readonly string[])[], axisLength: Record<stri
 }
 
 /** Parses back unit axes: the shape of a written side, `1`/`()` included. */
-function writtenShape(side: string, axisLength: Record<string, number>): number[] {
+export function writtenShape(side: string, axisLength: Record<string, number>): number[] {
   const out: number[] = [];
   for (const m of side.matchAll(/\(([^)]*)\)|(\S+)/g)) {
     const names = (m[1] ?? m[2]).split(' ').filter((n) => n !== '' && n !== '1');
