@@ -33,11 +33,65 @@ function emptyReduction(x: tf.Tensor, axes: number[], reduction: Operation): tf.
   }
 }
 
+/**
+ * Sum over the leading axes of a float tensor as one matMul with a row of ones: tfjs' sum kernels
+ * reduce the innermost axes and transpose everything else first (a full copy). The gradient is the
+ * upstream gradient repeated over the summed rows.
+ */
+const sumLeading = tf.customGrad((x) => {
+  const x2d = x as tf.Tensor2D;
+  const [rows, cols] = x2d.shape;
+  return {
+    value: tf.reshape(tf.matMul(tf.ones([1, rows]), x2d), [cols]),
+    gradFunc: (dy) => tf.tile(tf.reshape(dy as tf.Tensor, [1, cols]), [rows, 1]),
+  };
+}) as (x: tf.Tensor2D) => tf.Tensor1D;
+
+/**
+ * `tf.tile` with a gradient that sums the repeats in one reduction; tfjs' own Tile gradient adds
+ * one slice per repeat (hundreds of ops for a batch-wide repeat).
+ */
+function tileWithGrad(x: tf.Tensor, reps: number[]): tf.Tensor {
+  const tile = tf.customGrad((input) => {
+    const t = input as tf.Tensor;
+    return {
+      value: tf.tile(t, reps),
+      gradFunc: (dy) => {
+        const g = dy as tf.Tensor;
+        const interleaved = t.shape.flatMap((d, i) => [reps[i], d]);
+        const repAxes = reps.map((_, i) => 2 * i).filter((a) => reps[a / 2] !== 1);
+        const split = tf.reshape(g, interleaved);
+        if (repAxes.length === 1 && repAxes[0] === 0 && t.dtype === 'float32') {
+          return tf.reshape(sumLeading(tf.reshape(split, [reps[0], t.size])), t.shape);
+        }
+        return tf.reshape(tf.sum(split, repAxes), t.shape);
+      },
+    };
+  });
+  return tile(x);
+}
+
+function isLeading(axes: readonly number[]): boolean {
+  return axes.length > 0 && axes.every((a, i) => a === i);
+}
+
 function reduceStep(x: tf.Tensor, axes: number[], reduction: Operation | ReductionFn): tf.Tensor {
   if (typeof reduction === 'function') return reduction(x, axes);
   const dtype = x.dtype;
   const reducedSize = axes.reduce((p, a) => p * x.shape[a], 1);
   if (reducedSize === 0) return emptyReduction(x, axes, reduction);
+  if (
+    (reduction === 'sum' || reduction === 'mean') &&
+    dtype === 'float32' &&
+    isLeading(axes) &&
+    axes.length < x.rank
+  ) {
+    const rest = x.shape.slice(axes.length);
+    const rows = reducedSize;
+    const s = sumLeading(tf.reshape(x, [rows, rest.reduce((p, d) => p * d, 1)]));
+    const shaped = tf.reshape(s, rest);
+    return reduction === 'mean' ? tf.div(shaped, tf.scalar(rows)) : shaped;
+  }
   switch (reduction) {
     case 'sum':
       return tf.sum(dtype === 'bool' ? tf.cast(x, 'int32') : x, axes);
@@ -72,7 +126,9 @@ function runStep(x: tf.Tensor, step: Step, reduction?: ReductionFn): tf.Tensor {
     case 'reduce':
       return reduceStep(x, step.axes as number[], reduction ?? step.reduction);
     case 'tile':
-      return tf.tile(x, step.reps as number[]);
+      return x.dtype === 'float32'
+        ? tileWithGrad(x, step.reps as number[])
+        : tf.tile(x, step.reps as number[]);
   }
 }
 

@@ -49,6 +49,29 @@ export function blockSwaps(shape: readonly number[], perm: readonly number[]): A
   return swaps;
 }
 
+/**
+ * A transpose that only rotates the reduced axes from the front to the back, followed by the
+ * reduction, is a reduction of the leading axes: drop the transpose (it was a full copy), reduce
+ * in place (apply.ts sums leading axes with one matMul, fast on every backend).
+ */
+function reduceLeadingInPlace(steps: Step[]): Step[] {
+  const i = steps.findIndex((s) => s.kind === 'transpose');
+  const t = steps[i];
+  const r = steps[i + 1];
+  if (!t || t.kind !== 'transpose' || !r || r.kind !== 'reduce') return steps;
+  const n = t.perm.length;
+  const m = r.axes.length; // reduced axes, at the end after the transpose
+  const rotation = t.perm.every((p, k) => p === (k + m) % n);
+  const trailing = r.axes.every((a, k) => a === n - m + k);
+  if (!rotation || !trailing) return steps;
+  const leading = [...Array(m).keys()];
+  return [
+    ...steps.slice(0, i),
+    { kind: 'reduce', axes: leading, reduction: r.reduction },
+    ...steps.slice(i + 2),
+  ];
+}
+
 function same(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -191,5 +214,5 @@ export function makePlan(
     }
   }
   reshape(outputShape);
-  return { inputShape: [...shape], outputShape, steps, axisLengths };
+  return { inputShape: [...shape], outputShape, steps: reduceLeadingInPlace(steps), axisLengths };
 }
