@@ -362,16 +362,16 @@ function planContract(
  * needs care; elsewhere tfjs' batched matMul is the fast path.
  */
 export function chooseBatchStrategy(g: number, m: number, k: number, n: number): BatchStrategy {
-  if (tf.getBackend() !== 'wasm') return 'batched';
+  if (tf.getBackend() !== 'wasm' || g <= 1) return 'batched';
   // An elementwise product is all there is when nothing is summed or one side is a vector.
   if (k === 1 || m === 1 || n === 1) return 'mulsum';
-  // Few large blocks: g separate 2-D matMuls (wasm slicing copies the whole input per slice, so g stays small).
-  if (g <= SPLIT_MAX_GROUPS && m * k * n >= SPLIT_MIN_BLOCK) return 'split';
+  // Big blocks: g plain 2-D matMuls on host-split blocks. bench/einsum.ts, wasm, fwd+bwd ms split vs dwconv:
+  // ViT-B t197 d64 (block 2.5M) 19 vs 28 (b1), 158 vs 334 (b8); CIFAR t65 d12 (block 51k) 226 vs 220 and
+  // 352 vs 242; MNIST t17 d24 (block 7k) 77 vs 16. Batched matMul lost everywhere (1.4-3.7x dwconv).
+  if (m * k * n >= SPLIT_MIN_BLOCK) return 'split';
   return 'dwconv';
 }
 
-// Thresholds measured with bench/einsum.ts on wasm (see the table in that file's header).
-const SPLIT_MAX_GROUPS = 16;
 const SPLIT_MIN_BLOCK = 1 << 18;
 
 /** `[g, m, k] @ [g, k, n]` (or transposed layouts per flags) -> `[g, m, n]` with the given strategy. */

@@ -344,6 +344,26 @@ describe('runEinsum against a naive einsum', () => {
     },
   );
 
+  it('auto strategy picks split for big blocks and stays exact', () => {
+    check('b h q d, b h k d -> b h q k', [
+      [1, 2, 70, 64],
+      [1, 2, 70, 64],
+    ]);
+    check('b h q k, b h k d -> b h q d', [
+      [1, 2, 70, 70],
+      [1, 2, 70, 64],
+    ]);
+  });
+
+  it('same results on the cpu backend', async () => {
+    await ready('cpu');
+    try {
+      for (const [pattern, shapes] of CASES) check(pattern, shapes);
+    } finally {
+      await ready('wasm');
+    }
+  });
+
   it('int32 x int32 gives int32, int32 x float32 gives float32', () => {
     check(
       'i j, j k -> i k',
