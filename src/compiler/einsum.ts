@@ -359,7 +359,13 @@ function planContract(
 
 /**
  * Chooses how to run a batched product `[g, m, k] @ [g, k, n]` (g > 1) on the current backend. Only wasm
- * needs care; elsewhere tfjs' batched matMul is the fast path.
+ * needs care; elsewhere tfjs' batched matMul is the fast path. Strategies: 'batched' (tf.matMul on 3-D),
+ * 'dwconv' (one depthwise convolution with the groups as channels), 'mulsum' (broadcast multiply + sum),
+ * 'split' (g plain 2-D matMuls on blocks split on the host).
+ *
+ * @example
+ * chooseBatchStrategy(512, 17, 24, 17);  // 'dwconv' on wasm (MNIST attention scores)
+ * chooseBatchStrategy(12, 197, 64, 197); // 'split' on wasm (ViT-B/16 attention scores)
  */
 export function chooseBatchStrategy(g: number, m: number, k: number, n: number): BatchStrategy {
   if (tf.getBackend() !== 'wasm' || g <= 1) return 'batched';
@@ -367,7 +373,7 @@ export function chooseBatchStrategy(g: number, m: number, k: number, n: number):
   if (k === 1 || m === 1 || n === 1) return 'mulsum';
   // Big blocks: g plain 2-D matMuls on host-split blocks. bench/einsum.ts, wasm, fwd+bwd ms split vs dwconv:
   // ViT-B t197 d64 (block 2.5M) 19 vs 28 (b1), 158 vs 334 (b8); CIFAR t65 d12 (block 51k) 226 vs 220 and
-  // 352 vs 242; MNIST t17 d24 (block 7k) 77 vs 16. Batched matMul lost everywhere (1.4-3.7x dwconv).
+  // 352 vs 242; MNIST t17 d24 (block 7k) 77 vs 16. Batched matMul lost everywhere (1.4-3.8x dwconv).
   if (m * k * n >= SPLIT_MIN_BLOCK) return 'split';
   return 'dwconv';
 }
