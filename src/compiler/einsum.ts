@@ -263,12 +263,15 @@ export function planEinsum(
   steps.push(
     Object.freeze({ kind: 'finish', perm: isIdentity(perm) ? null : perm, shape: frozen(outputShape) }),
   );
-  return Object.freeze({
-    inputShapes,
-    outputShape: frozen(outputShape),
-    zeroSize: false,
-    steps: Object.freeze(steps),
-  });
+  return deepFreeze({ inputShapes, outputShape, zeroSize: false, steps });
+}
+
+function deepFreeze<T>(x: T): T {
+  if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) {
+    for (const v of Object.values(x)) deepFreeze(v);
+    Object.freeze(x);
+  }
+  return x;
 }
 
 /** Labels still needed after contracting `pair`: the output's and those of every other live slot. */

@@ -531,6 +531,8 @@ describe('planEinsum validation', () => {
     );
     expect(Object.isFrozen(plan)).toBe(true);
     expect(Object.isFrozen(plan.steps)).toBe(true);
+    plan.steps.forEach((step) => expect(Object.isFrozen(step)).toBe(true));
+    expect(Object.isFrozen(plan.inputShapes[0])).toBe(true);
   });
 });
 
