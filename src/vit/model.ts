@@ -9,6 +9,7 @@ import { openSafetensors, writeSafetensors, type TensorData } from './safetensor
 import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
 import { expectedParameters, loadCheckpoint, toHuggingFace } from './weights.js';
 import {
+  addBroadcast,
   layerNorm,
   linear,
   mlp,
@@ -322,9 +323,9 @@ export class ViT {
       const pos = this.positions(gh, gw, opts.interpolatePosEncoding === true);
       if (cfg.class_token) {
         const cls = repeat(this.p('cls_token'), '1 n e -> b n e', { b: n });
-        x = tf.add(pack([cls, x], 'b * e')[0], pos);
+        x = addBroadcast(pack([cls, x], 'b * e')[0], pos);
       } else {
-        x = tf.add(x, pos);
+        x = addBroadcast(x, pos);
       }
       x = dropout(x, hiddenDrop, seeds);
 
