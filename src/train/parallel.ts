@@ -271,6 +271,8 @@ function startWorker(base: URL, init: WorkerInit): Worker {
  * await pg.dispose();
  */
 export class ParallelGrads {
+  /** Milliseconds spent in the phases of the last compute() (for benchmarks). */
+  readonly timings = { send: 0, local: 0, wait: 0, combine: 0 };
   private busy = false;
   private disposed = false;
   private readonly checked = new WeakSet<ViT>();
@@ -353,6 +355,13 @@ export class ParallelGrads {
     }
     const names = this.slots.map((s) => s.name);
     this.busy = true;
+    let t = performance.now();
+    const lap = () => {
+      const now = performance.now();
+      const dt = now - t;
+      t = now;
+      return dt;
+    };
     try {
       const sizes = shardSizes(size, this.threads);
       const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
@@ -376,6 +385,7 @@ export class ParallelGrads {
           );
         });
       }
+      this.timings.send = lap();
       let local: ShardResult | undefined;
       let localError: unknown;
       try {
@@ -393,14 +403,18 @@ export class ParallelGrads {
         localError = e;
       }
       // Wait for every worker even after a failure, so none is still busy when compute() returns.
+      this.timings.local = lap();
       const settled = await Promise.allSettled(jobs);
+      this.timings.wait = lap();
       if (localError !== undefined) throw localError;
       const results: (ShardResult | undefined)[] = [local];
       for (const r of settled) {
         if (r.status === 'rejected') throw r.reason;
         results.push(r.value);
       }
-      return this.combine(results, sizes, size);
+      const out = this.combine(results, sizes, size);
+      this.timings.combine = lap();
+      return out;
     } finally {
       this.busy = false;
     }

@@ -98,7 +98,7 @@ describe('ParallelGrads', () => {
       // Correct = arg-max hits over the whole batch.
       const hits = tf.tidy(() => {
         const logits = model.forward(tf.tensor4d(b.images, [N, 1, 28, 28])).logits;
-        const pred = tf.argMax(logits, 1).dataSync();
+        const pred = Array.from(tf.argMax(logits, 1).dataSync());
         return pred.reduce((a, p, i) => a + (p === b.labels[i] ? 1 : 0), 0);
       });
       expect(r.correct).toBe(hits);
