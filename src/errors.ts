@@ -19,6 +19,8 @@ export class EinopsError extends Error {
 
 /** Renders `pattern` with a caret line under characters [start, end). */
 export function caret(pattern: string, start: number, end = start + 1): string {
-  const width = Math.max(1, end - start);
-  return `  ${pattern}\n  ${' '.repeat(Math.max(0, start))}${'^'.repeat(width)}`;
+  // Columns count code points, not UTF-16 units, so the caret stays under astral characters.
+  const column = [...pattern.slice(0, Math.max(0, start))].length;
+  const width = Math.max(1, [...pattern.slice(Math.max(0, start), end)].length);
+  return `  ${pattern}\n  ${' '.repeat(column)}${'^'.repeat(width)}`;
 }

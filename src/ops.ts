@@ -174,7 +174,7 @@ function transform(
 ): tf.Tensor {
   const name = op === 'reduce' ? 'reduce' : op;
   checkString(pattern, name);
-  const lengths = checkLengths(axesLengths, name);
+  let lengths = new Map<string, number>();
   const isList = Array.isArray(x);
   if (!isList && !isTensor(x)) {
     throw new EinopsError(`${name}: expected a tf.Tensor or an array of tensors, got ${describe(x)}`, {
@@ -200,6 +200,7 @@ function transform(
   const label = op === 'reduce' ? (custom ? 'custom' : String(reduction)) : op;
   let input: tf.Tensor | undefined;
   try {
+    lengths = checkLengths(axesLengths, name);
     input = isList ? stackList(x as unknown[], name) : (x as tf.Tensor);
     const plan = planFor(operation, pattern, input.shape, lengths);
     if (operation === 'mean' && input.dtype !== 'float32' && plan.steps.some((s) => s.kind === 'reduce')) {
@@ -396,6 +397,7 @@ function sliceBound(i: number, length: number): number {
 
 /** numpy's reshape size rule, with at most one -1. */
 function resolveShape(size: number, shape: readonly number[]): number[] | undefined {
+  if (shape.filter((d) => d === -1).length > 1) return undefined;
   const unknown = shape.indexOf(-1);
   if (unknown < 0) return product(shape) === size ? [...shape] : undefined;
   const known = product(shape.filter((_, i) => i !== unknown));

@@ -83,6 +83,7 @@ function reduceStep(x: tf.Tensor, axes: number[], reduction: Operation | Reducti
   if (
     (reduction === 'sum' || reduction === 'mean') &&
     dtype === 'float32' &&
+    x.size > 0 &&
     isLeading(axes) &&
     axes.length < x.rank
   ) {
@@ -122,10 +123,21 @@ function runStep(x: tf.Tensor, step: Step, reduction?: ReductionFn): tf.Tensor {
     case 'reshape':
       return tf.reshape(x, step.shape as number[]);
     case 'transpose':
+      // wasm's transpose divides by zero on empty tensors; an empty tensor only needs its shape
+      if (x.size === 0)
+        return tf.reshape(
+          x,
+          step.perm.map((p) => x.shape[p]),
+        );
       return tf.transpose(x, step.perm as number[]);
     case 'reduce':
       return reduceStep(x, step.axes as number[], reduction ?? step.reduction);
     case 'tile':
+      if (x.size === 0)
+        return tf.zeros(
+          x.shape.map((d, i) => d * step.reps[i]),
+          x.dtype,
+        );
       return x.dtype === 'float32'
         ? tileWithGrad(x, step.reps as number[])
         : tf.tile(x, step.reps as number[]);

@@ -124,6 +124,22 @@ export function makePlan(
   const outputShape = recipe.outputComposition.map((g) => product(g.map((i) => lengths[i])));
   const axisLengths = recipe.elementaryNames.map((n, i) => [n, lengths[i]] as const);
 
+  // Merging axes lowers the rank of transposes but can add reshapes; keep the shorter plan.
+  const merged = reduceLeadingInPlace(lower(recipe, op, shape, lengths, outputShape, true));
+  const plain = reduceLeadingInPlace(lower(recipe, op, shape, lengths, outputShape, false));
+  const steps = plain.length < merged.length ? plain : merged;
+  return { inputShape: [...shape], outputShape, steps, axisLengths };
+}
+
+/** The steps of a plan, with or without merging axes that move together. */
+function lower(
+  recipe: Recipe,
+  op: Operation,
+  shape: readonly number[],
+  lengths: readonly number[],
+  outputShape: readonly number[],
+  merge: boolean,
+): Step[] {
   // Elementary input axes, in input order (only those that exist in the input).
   const nInput = recipe.permutation.length;
   const perm = recipe.permutation;
@@ -144,7 +160,7 @@ export function makePlan(
       perm[k] === perm[k - 1] + 1 &&
       reduced(k) === reduced(k - 1) &&
       (reduced(k) || keptOutputPos[k] === keptOutputPos[k - 1] + 1);
-    groupOf[k] = mergeable ? groupOf[k - 1] : groups++;
+    groupOf[k] = merge && mergeable ? groupOf[k - 1] : groups++;
   }
   // Group lengths and the transposition over groups.
   const groupLength = new Array<number>(groups).fill(1);
@@ -160,10 +176,14 @@ export function makePlan(
 
   const steps: Step[] = [];
   let current: readonly number[] = [...shape];
+  let beforeLastReshape: readonly number[] = current;
   const reshape = (to: readonly number[]) => {
+    if (steps[steps.length - 1]?.kind === 'reshape') {
+      steps.pop(); // a reshape of a reshape is one reshape from the earlier shape
+      current = beforeLastReshape;
+    }
     if (same(current, to)) return;
-    const last = steps[steps.length - 1];
-    if (last?.kind === 'reshape') steps.pop();
+    beforeLastReshape = current;
     steps.push({ kind: 'reshape', shape: [...to] });
     current = [...to];
   };
@@ -214,5 +234,5 @@ export function makePlan(
     }
   }
   reshape(outputShape);
-  return { inputShape: [...shape], outputShape, steps: reduceLeadingInPlace(steps), axisLengths };
+  return steps;
 }

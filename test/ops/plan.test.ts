@@ -24,12 +24,17 @@ describe('plans are minimal', () => {
     expect(p.outputShape).toEqual([2, 5, 12]);
   });
 
-  it("'b c h w -> b h w c' merges h and w: reshape, rank-3 transpose, reshape", () => {
+  it("'b c h w -> b h w c' is one rank-4 transpose (merging h and w would add two reshapes)", () => {
     const p = plan('rearrange', 'b c h w -> b h w c', [2, 3, 4, 5]);
+    expect(p.steps).toEqual([{ kind: 'transpose', perm: [0, 2, 3, 1] }]);
+  });
+
+  it("'b c h w d -> b h w d c' merges h w d to stay within rank 4", () => {
+    const p = plan('rearrange', 'b c h w d -> b h w d c', [2, 3, 4, 5, 6]);
     expect(p.steps).toEqual([
-      { kind: 'reshape', shape: [2, 3, 20] },
+      { kind: 'reshape', shape: [2, 3, 120] },
       { kind: 'transpose', perm: [0, 2, 1] },
-      { kind: 'reshape', shape: [2, 4, 5, 3] },
+      { kind: 'reshape', shape: [2, 4, 5, 6, 3] },
     ]);
   });
 
@@ -48,12 +53,14 @@ describe('plans are minimal', () => {
     expect(p.outputShape).toEqual([2]);
   });
 
-  it("'a b c -> a' with sum on a rank-3 input is exactly [reshape [2, 12], reduce [1]]", () => {
+  it("'a b c -> a' with sum on a rank-3 input is exactly one reduce over [1, 2]", () => {
     const p = plan('sum', 'a b c -> a', [2, 3, 4]);
-    expect(p.steps).toEqual([
-      { kind: 'reshape', shape: [2, 12] },
-      { kind: 'reduce', axes: [1], reduction: 'sum' },
-    ]);
+    expect(p.steps).toEqual([{ kind: 'reduce', axes: [1, 2], reduction: 'sum' }]);
+  });
+
+  it("'a b c -> c' with sum reduces the leading axes in place (no transpose)", () => {
+    const p = plan('sum', 'a b c -> c', [2, 3, 4]);
+    expect(p.steps.some((s) => s.kind === 'transpose')).toBe(false);
   });
 
   it("repeat 'h w -> h w c' is reshape + tile (one data-moving step, no transpose)", () => {
