@@ -374,9 +374,9 @@ export function chooseBatchStrategy(g: number, m: number, k: number, n: number):
   if (tf.getBackend() !== 'wasm' || g <= 1) return 'batched';
   // An elementwise product is all there is when nothing is summed or one side is a vector.
   if (k === 1 || m === 1 || n === 1) return 'mulsum';
-  // Big blocks: g plain 2-D matMuls on host-split blocks. bench/einsum.ts, wasm, fwd+bwd ms split vs dwconv:
-  // ViT-B t197 d64 (block 2.5M) 19 vs 28 (b1), 158 vs 334 (b8); CIFAR t65 d12 (block 51k) 226 vs 220 and
-  // 352 vs 242; MNIST t17 d24 (block 7k) 77 vs 16. Batched matMul lost everywhere (1.4-3.8x dwconv).
+  // Big blocks: g plain 2-D matMuls on host-split blocks. bench/einsum.ts (wasm, best of 7, fwd+bwd ms, split vs
+  // dwconv): ViT-B t197 d64 (block 2.5M) b1 24 vs 37, b8 408 vs 505; CIFAR t65 d12 (block 51k) 264 vs 164;
+  // MNIST t17 d24 (block 7k) 48 vs 9. Batched matMul was 1.3-4x slower than dwconv (MNIST attn·v 30 vs 15).
   if (m * k * n >= SPLIT_MIN_BLOCK) return 'split';
   return 'dwconv';
 }
