@@ -75,7 +75,11 @@ export function shardGradients(
   const params = model.parameters();
   const variables = names.map((n) => params.get(n)!);
   const nameOf = new Map(variables.map((v, i) => [v.name, i]));
-  return tf.tidy(() => {
+  const out: (Float32Array | undefined)[] = names.map(() => undefined);
+  let loss = 0;
+  let correct = 0;
+  // Returns nothing: tf.tidy walks every element of typed arrays it is handed back (seconds per step).
+  tf.tidy(() => {
     const x = tf.tensor4d(images, [size, cfg.num_channels, cfg.image_size, cfg.image_size]);
     const labelIds = tf.tensor1d(labels, 'int32');
     const onehot = tf.oneHot(labelIds, cfg.num_labels);
@@ -85,7 +89,6 @@ export function shardGradients(
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
       return tf.losses.softmaxCrossEntropy(onehot, o.logits, undefined, opts.labelSmoothing) as tf.Scalar;
     }, variables);
-    const out: (Float32Array | undefined)[] = names.map(() => undefined);
     for (const [key, g] of Object.entries(grads)) {
       const i = nameOf.get(key)!;
       const data = g.dataSync() as Float32Array;
@@ -96,8 +99,10 @@ export function shardGradients(
     }
     const both = tf.stack([value, hits!]).dataSync();
     hits!.dispose();
-    return { loss: both[0], correct: both[1], grads: out };
+    loss = both[0];
+    correct = both[1];
   });
+  return { loss, correct, grads: out };
 }
 
 /**
