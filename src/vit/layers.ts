@@ -94,6 +94,29 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: 
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * Exact GELU, x·Φ(x) with Φ(x) = (1 + erf(x/√2)) / 2, with a hand-written gradient
+ * dy·(Φ(x) + x·φ(x)): a third of the kernels autodiff would run through erf (measured: GELU was
+ * ~7% of a training step on wasm).
+ */
+function geluExact(x: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((xi, save) => {
+    const xs = xi as tf.Tensor;
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, Math.SQRT1_2)), 1), 0.5);
+    (save as tf.GradSaveFunc)([xs, cdf]);
+    return {
+      value: tf.mul(xs, cdf),
+      gradFunc: (dy, saved) => {
+        const [sx, scdf] = saved as tf.Tensor[];
+        const pdf = tf.mul(tf.exp(tf.mul(tf.square(sx), -0.5)), INV_SQRT_2PI);
+        return tf.mul(dy as tf.Tensor, tf.add(scdf, tf.mul(sx, pdf)));
+      },
+    };
+  });
+  return op(x);
+}
 
 /**
  * The activation named by HF's `hidden_act`: `gelu` is the exact erf form (also timm's and
@@ -106,7 +129,7 @@ export function activation(x: tf.Tensor, name: string): tf.Tensor {
   return tf.tidy(() => {
     switch (name) {
       case 'gelu':
-        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+        return geluExact(x);
       case 'gelu_new':
       case 'gelu_pytorch_tanh':
       case 'gelu_fast': {
