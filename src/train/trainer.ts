@@ -53,6 +53,8 @@ export interface TrainOptions {
   progress?: boolean;
   /** Write curves.png and attention.png at the end (default true). */
   plots?: boolean;
+  /** Called after each epoch's metrics are written (e.g. to watch memory). */
+  onEpoch?: (metrics: EpochMetrics) => void;
 }
 
 /** One line of metrics.jsonl. */
@@ -472,6 +474,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
       state.elapsed = row.elapsed_s;
       saveCheckpoint(out, model, opt, state, data);
+      options.onEpoch?.(row);
       log(
         `epoch ${epoch}/${opts.epochs}  train loss ${row.train_loss.toFixed(4)} acc ${(100 * row.train_acc).toFixed(2)}%  ` +
           `test loss ${row.test_loss.toFixed(4)} acc ${(100 * row.test_acc).toFixed(2)}%  ` +
