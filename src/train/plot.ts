@@ -202,25 +202,19 @@ function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
     flush();
   }
 
-  text(ctx, hasFont, p.title, (p.x0 + p.x1) / 2, p.y0 - 12, 'center', 16);
+  text(ctx, hasFont, p.title, p.x0, p.y0 - 12, 'left', 16);
   text(ctx, hasFont, 'epoch', (p.x0 + p.x1) / 2, p.y1 + 38, 'center', 13);
 
-  // Legend box in the top-right corner of the plot area.
-  const lw = hasFont ? 96 : 44;
-  const lx = p.x1 - lw - 8;
-  const ly = p.y0 + 8;
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(lx, ly, lw, 16 * p.series.length + 10);
-  ctx.strokeStyle = '#bbbbbb';
-  ctx.lineWidth = 1;
-  ctx.strokeRect(lx, ly, lw, 16 * p.series.length + 10);
+  // Legend in the header, right-aligned above the plot area, so it never hides data.
+  const entry = hasFont ? 78 : 40;
   p.series.forEach((s, i) => {
-    const y = ly + 13 + 16 * i;
+    const lx = p.x1 - entry * (p.series.length - i);
+    const y = p.y0 - 17;
     line(ctx, s.color, 3, [
-      [lx + 8, y],
-      [lx + 34, y],
+      [lx, y],
+      [lx + 26, y],
     ]);
-    text(ctx, hasFont, s.label, lx + 40, y + 5, 'left', 13);
+    text(ctx, hasFont, s.label, lx + 31, y + 5, 'left', 13);
   });
 }
 
