@@ -96,8 +96,8 @@ export function preprocess(img: RgbImage, config: PreprocessConfig): Preprocesse
   const n = width * height;
   const data = new Float32Array(channels * n);
   const px = resized.data;
-  // Compute in float32 steps like numpy does on float32 arrays: x * (1/255), then (x - mean) / std.
-  const scale = Math.fround(1 / 255);
+  // As HuggingFace does it: rescale in float64 then cast to float32, then (x - mean) / std in float32.
+  const scale = 1 / 255;
   for (let c = 0; c < channels; c++) {
     const mean = Math.fround(config.mean[c]);
     const std = Math.fround(config.std[c]);
