@@ -11,7 +11,15 @@ describe('grammar/diagrams.html', () => {
 
   it('documents every grammar rule', () => {
     const html = diagramsHtml();
-    for (const rule of ['pattern', 'einsumPattern', 'shapePattern', 'expression', 'group', 'axis', 'packPattern']) {
+    for (const rule of [
+      'pattern',
+      'einsumPattern',
+      'shapePattern',
+      'expression',
+      'group',
+      'axis',
+      'packPattern',
+    ]) {
       expect(html).toContain(`"name": "${rule}"`);
     }
   });

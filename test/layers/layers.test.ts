@@ -37,7 +37,9 @@ describe('Rearrange and Reduce layers', () => {
     );
     close(y, expected, 0);
     const json = model.toJSON(undefined, false) as object;
-    const copy = await tf.models.modelFromJSON({ modelTopology: json } as unknown as tf.io.ModelAndWeightsConfig);
+    const copy = await tf.models.modelFromJSON({ modelTopology: json } as unknown as Parameters<
+      typeof tf.models.modelFromJSON
+    >[0]);
     close(copy.predict(x) as tf.Tensor, expected, 0);
     tf.dispose([x, y, expected]);
     model.dispose();
