@@ -23,8 +23,8 @@ export interface PlotOptions {
   height?: number;
   /**
    * A TTF file for labels. Default: the first found of `assets/fonts/DejaVuSans.ttf` in this package,
-   * the `dejavu-fonts-ttf` npm package, and common system DejaVu/Liberation locations. `false` (or no
-   * font found) draws the same chart without any text.
+   * the `dejavu-fonts-ttf` npm package, and common system DejaVu/Liberation locations; when none is
+   * found a small built-in pixel font is used. `'builtin'` forces the pixel font; `false` draws no text.
    */
   font?: string | false;
 }
@@ -60,7 +60,7 @@ const loadedFonts = new Map<string, boolean>();
 
 /** Registers the font with pureimage once; returns whether text can be drawn. */
 function loadFont(choice: string | false | undefined): boolean {
-  if (choice === false) return false;
+  if (choice === false || choice === 'builtin') return false;
   const path = choice ?? fontCandidates().find((p) => existsSync(p));
   if (path === undefined) return false;
   const known = loadedFonts.get(path);
@@ -120,16 +120,78 @@ interface Panel {
   yRange?: [number, number];
 }
 
+type TextMode = 'ttf' | 'pixel' | 'none';
+
+/*
+ * A 5x7 pixel font (two extra rows for descenders) covering what the chart writes: digits, '.', '-'
+ * and the letters of its labels. It keeps numbers on the axes when no TTF font is installed.
+ */
+const PIXEL_GLYPHS: Record<string, string> = {
+  '0': '.###.|#...#|#..##|#.#.#|##..#|#...#|.###.',
+  '1': '..#..|.##..|..#..|..#..|..#..|..#..|.###.',
+  '2': '.###.|#...#|....#|...#.|..#..|.#...|#####',
+  '3': '#####|...#.|..#..|...#.|....#|#...#|.###.',
+  '4': '...#.|..##.|.#.#.|#..#.|#####|...#.|...#.',
+  '5': '#####|#....|####.|....#|....#|#...#|.###.',
+  '6': '..##.|.#...|#....|####.|#...#|#...#|.###.',
+  '7': '#####|....#|...#.|..#..|.#...|.#...|.#...',
+  '8': '.###.|#...#|#...#|.###.|#...#|#...#|.###.',
+  '9': '.###.|#...#|#...#|.####|....#|...#.|.##..',
+  '.': '.....|.....|.....|.....|.....|.##..|.##..',
+  '-': '.....|.....|.....|.###.|.....|.....|.....',
+  a: '.....|.....|.###.|....#|.####|#...#|.####',
+  c: '.....|.....|.###.|#....|#....|#...#|.###.',
+  e: '.....|.....|.###.|#...#|#####|#....|.###.',
+  h: '#....|#....|#.##.|##..#|#...#|#...#|#...#',
+  i: '..#..|.....|.##..|..#..|..#..|..#..|.###.',
+  l: '.##..|..#..|..#..|..#..|..#..|..#..|.###.',
+  n: '.....|.....|#.##.|##..#|#...#|#...#|#...#',
+  o: '.....|.....|.###.|#...#|#...#|#...#|.###.',
+  p: '.....|.....|####.|#...#|#...#|#...#|####.|#....|#....',
+  r: '.....|.....|#.##.|##..#|#....|#....|#....',
+  s: '.....|.....|.####|#....|.###.|....#|####.',
+  t: '.#...|.#...|###..|.#...|.#...|.#..#|..##.',
+  u: '.....|.....|#...#|#...#|#...#|#..##|.##.#',
+  y: '.....|.....|#...#|#...#|#...#|.####|....#|#...#|.###.',
+};
+
+/** Draws `s` with the pixel font, `y` being the baseline like canvas text; unknown characters are gaps. */
+function pixelText(
+  ctx: Ctx,
+  s: string,
+  x: number,
+  y: number,
+  align: 'left' | 'center' | 'right',
+  scale: number,
+): void {
+  const advance = 6 * scale;
+  const width = s.length * advance - scale;
+  let left = align === 'right' ? x - width : align === 'center' ? x - width / 2 : x;
+  left = Math.round(left);
+  const top = Math.round(y) - 7 * scale;
+  ctx.fillStyle = AXIS_COLOR;
+  for (const ch of s) {
+    const glyph = PIXEL_GLYPHS[ch];
+    glyph?.split('|').forEach((row, r) => {
+      for (let c = 0; c < row.length; c++) {
+        if (row[c] === '#') ctx.fillRect(left + c * scale, top + r * scale, scale, scale);
+      }
+    });
+    left += advance;
+  }
+}
+
 function text(
   ctx: Ctx,
-  hasFont: boolean,
+  mode: TextMode,
   s: string,
   x: number,
   y: number,
   align: 'left' | 'center' | 'right',
   size = 13,
 ): void {
-  if (!hasFont) return;
+  if (mode === 'none') return;
+  if (mode === 'pixel') return pixelText(ctx, s, x, y, align, size >= 16 ? 3 : 2);
   ctx.font = `${size}px ${FONT_FAMILY}`;
   ctx.textAlign = align;
   ctx.fillStyle = AXIS_COLOR;
@@ -145,7 +207,7 @@ function line(ctx: Ctx, color: string, width: number, pts: Array<[number, number
   ctx.stroke();
 }
 
-function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
+function drawPanel(ctx: Ctx, mode: TextMode, p: Panel): void {
   const finite = p.series.flatMap((s) => s.values.filter(Number.isFinite));
   let [ylo, yhi] = p.yRange ?? [Math.min(...finite), Math.max(...finite)];
   if (finite.length === 0) [ylo, yhi] = [0, 1];
@@ -170,7 +232,7 @@ function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
       [p.x0 - 5, sy(v)],
       [p.x0, sy(v)],
     ]);
-    text(ctx, hasFont, formatTick(v, ystep), p.x0 - 8, sy(v) + 4, 'right', 12);
+    text(ctx, mode, formatTick(v, ystep), p.x0 - 8, sy(v) + 4, 'right', 12);
   }
   const xt = niceTicks(xlo, xhi, 6).filter((v) => Number.isInteger(v) || xhi - xlo < 2);
   const xstep = xt.length > 1 ? xt[1] - xt[0] : 1;
@@ -179,7 +241,7 @@ function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
       [sx(v), p.y1],
       [sx(v), p.y1 + 5],
     ]);
-    text(ctx, hasFont, formatTick(v, xstep), sx(v), p.y1 + 19, 'center', 12);
+    text(ctx, mode, formatTick(v, xstep), sx(v), p.y1 + 19, 'center', 12);
   }
   line(ctx, AXIS_COLOR, 1.5, [
     [p.x0, p.y0],
@@ -204,11 +266,11 @@ function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
     flush();
   }
 
-  text(ctx, hasFont, p.title, p.x0, p.y0 - 12, 'left', 16);
-  text(ctx, hasFont, 'epoch', (p.x0 + p.x1) / 2, p.y1 + 38, 'center', 13);
+  text(ctx, mode, p.title, p.x0, p.y0 - 12, 'left', 16);
+  text(ctx, mode, 'epoch', (p.x0 + p.x1) / 2, p.y1 + 38, 'center', 13);
 
   // Legend in the header, right-aligned above the plot area, so it never hides data.
-  const entry = hasFont ? 78 : 40;
+  const entry = { none: 40, ttf: 78, pixel: 100 }[mode];
   p.series.forEach((s, i) => {
     const lx = p.x1 - entry * (p.series.length - i);
     const y = p.y0 - 17;
@@ -216,7 +278,7 @@ function drawPanel(ctx: Ctx, hasFont: boolean, p: Panel): void {
       [lx, y],
       [lx + 26, y],
     ]);
-    text(ctx, hasFont, s.label, lx + 31, y + 5, 'left', 13);
+    text(ctx, mode, s.label, lx + 31, y + 5, 'left', 13);
   });
 }
 
@@ -250,7 +312,7 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
       rule: 'bad-size',
     });
   }
-  const hasFont = loadFont(options.font);
+  const mode: TextMode = options.font === false ? 'none' : loadFont(options.font) ? 'ttf' : 'pixel';
   const bitmap = PImage.make(width, height);
   const ctx = bitmap.getContext('2d');
   ctx.fillStyle = '#ffffff';
@@ -259,7 +321,7 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
   const epochs = sorted.map((r) => r.epoch);
   const half = Math.floor(width / 2);
   const frame = (ox: number) => ({ x0: ox + 64, x1: ox + half - 20, y0: 40, y1: height - 52 });
-  drawPanel(ctx, hasFont, {
+  drawPanel(ctx, mode, {
     title: 'loss',
     ...frame(0),
     epochs,
@@ -270,7 +332,7 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
   });
   const accs = sorted.flatMap((r) => [r.train_acc, r.test_acc]).filter(Number.isFinite);
   const inUnit = accs.every((a) => a >= 0 && a <= 1);
-  drawPanel(ctx, hasFont, {
+  drawPanel(ctx, mode, {
     title: 'accuracy',
     ...frame(half),
     epochs,

@@ -48,6 +48,13 @@ describe('drawCurves', () => {
     expect(countColor(renderCurves(broken, { font: false }).data, [0xff, 0x7f, 0x0e])).toBeGreaterThan(100);
   });
 
+  it('writes labels with the built-in pixel font when asked (no TTF needed)', () => {
+    const dark = (o: { font: false | 'builtin' }) =>
+      countColor(renderCurves(rows, o).data, [0x33, 0x33, 0x33], 0);
+    // the axes alone are dark too; text adds a few thousand more pixels of that colour
+    expect(dark({ font: 'builtin' }) - dark({ font: false })).toBeGreaterThan(1500);
+  });
+
   it('rejects empty history, bad epochs and an unreadable font', () => {
     expect(() => renderCurves([])).toThrowError(EinopsError);
     expect(() => renderCurves([{ ...rows[0], epoch: Number.NaN }])).toThrowError(/row 0/);
