@@ -35,7 +35,6 @@ const TRAIN_COLOR = '#1f77b4';
 const TEST_COLOR = '#ff7f0e';
 const AXIS_COLOR = '#333333';
 const GRID_COLOR = '#e6e6e6';
-const FONT_FAMILY = 'einvit-plot';
 
 function fontCandidates(): string[] {
   const out = [fileURLToPath(new URL('../../assets/fonts/DejaVuSans.ttf', import.meta.url))];
@@ -56,20 +55,22 @@ function fontCandidates(): string[] {
   return out;
 }
 
-const loadedFonts = new Map<string, boolean>();
+/** Font file -> the family name it was registered under (undefined if it failed to load). */
+const loadedFonts = new Map<string, string | undefined>();
+/** Family used by the chart being drawn (rendering is synchronous, so one at a time). */
+let fontFamily = '';
 
-/** Registers the font with pureimage once; returns whether text can be drawn. */
-function loadFont(choice: string | false | undefined): boolean {
-  if (choice === false || choice === 'builtin') return false;
+/** Registers the font with pureimage once (its font table is global); returns its family name. */
+function loadFont(choice: string | false | undefined): string | undefined {
+  if (choice === false || choice === 'builtin') return undefined;
   const path = choice ?? fontCandidates().find((p) => existsSync(p));
-  if (path === undefined) return false;
-  const known = loadedFonts.get(path);
-  if (known !== undefined) return known;
-  let ok = false;
+  if (path === undefined) return undefined;
+  if (loadedFonts.has(path)) return loadedFonts.get(path);
+  let ok: string | undefined;
   try {
-    // pureimage keeps one global font table; re-registering the family points it at this file.
-    PImage.registerFont(path, FONT_FAMILY).loadSync();
-    ok = true;
+    const family = `einvit-plot-${loadedFonts.size}`;
+    PImage.registerFont(path, family).loadSync();
+    ok = family;
   } catch (e) {
     if (choice !== undefined) {
       throw new EinopsError(`${path}: cannot load font (${e instanceof Error ? e.message : String(e)})`, {
@@ -192,7 +193,7 @@ function text(
 ): void {
   if (mode === 'none') return;
   if (mode === 'pixel') return pixelText(ctx, s, x, y, align, size >= 16 ? 3 : 2);
-  ctx.font = `${size}px ${FONT_FAMILY}`;
+  ctx.font = `${size}px ${fontFamily}`;
   ctx.textAlign = align;
   ctx.fillStyle = AXIS_COLOR;
   ctx.fillText(s, x, y);
@@ -312,7 +313,9 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
       rule: 'bad-size',
     });
   }
-  const mode: TextMode = options.font === false ? 'none' : loadFont(options.font) ? 'ttf' : 'pixel';
+  const family = options.font === false ? undefined : loadFont(options.font);
+  const mode: TextMode = options.font === false ? 'none' : family ? 'ttf' : 'pixel';
+  fontFamily = family ?? '';
   const bitmap = PImage.make(width, height);
   const ctx = bitmap.getContext('2d');
   ctx.fillStyle = '#ffffff';
