@@ -9,7 +9,7 @@ import { PRESETS, type ViTConfig } from '../src/vit/config.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { ParallelGrads } from '../src/train/parallel.js';
 
-const STEPS = Number(process.argv[2] ?? 8);
+const STEPS = Number(process.argv[2] ?? 12);
 const WARMUP = 2;
 
 function batchOf(cfg: ViTConfig, n: number) {
@@ -51,17 +51,15 @@ async function parallelStep(pg: ParallelGrads, model: ViT, opt: AdamW, b: Return
   return r.loss;
 }
 
-async function timeSteps(step: () => unknown | Promise<unknown>): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await step();
-  const times: number[] = [];
-  for (let i = 0; i < STEPS; i++) {
-    const t0 = performance.now();
-    await step();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return times;
+/** Wall seconds and CPU seconds of the whole process (all threads) of one step. */
+async function time(step: () => unknown, cpu: number[]): Promise<number> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await step();
+  const c = process.cpuUsage(c0);
+  cpu.push((c.user + c.system) / 1e6);
+  return (performance.now() - t0) / 1000;
 }
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
@@ -77,12 +75,20 @@ async function main() {
     const pg = await ParallelGrads.create(cfg, { workers: 1 });
     const model = ViT.create(cfg, 0);
     const opt = new AdamW(model.parameters(), { weightDecay: 0.05 });
-    // Alternate the two modes so a change in machine load hits both alike.
+    for (let i = 0; i < WARMUP; i++) {
+      plainStep(model, opt, b);
+      await parallelStep(pg, model, opt, b);
+    }
+    // Alternate the two modes step by step so a change in machine load hits both alike.
     const plain: number[] = [];
     const par: number[] = [];
-    for (let round = 0; round < 2; round++) {
-      plain.push(...(await timeSteps(() => plainStep(model, opt, b))));
-      par.push(...(await timeSteps(() => parallelStep(pg, model, opt, b))));
+    const local: number[] = [];
+    const cpu0: number[] = [];
+    const cpu1: number[] = [];
+    for (let i = 0; i < STEPS; i++) {
+      plain.push(await time(() => plainStep(model, opt, b), cpu0));
+      par.push(await time(() => parallelStep(pg, model, opt, b), cpu1));
+      local.push(pg.timings.local / 1000);
     }
     const phases = Object.entries(pg.timings)
       .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
@@ -94,16 +100,20 @@ async function main() {
     const ips0 = batch / median(plain);
     const ips1 = batch / median(par);
     rows.push(
-      `| ${name} | ${batch} | ${ips0.toFixed(0)} | ${ips1.toFixed(0)} | ${(ips1 / ips0).toFixed(2)}x |`,
+      `| ${name} | ${batch} | ${ips0.toFixed(0)} | ${ips1.toFixed(0)} | ${(ips1 / ips0).toFixed(2)}x | ` +
+        `${median(cpu0).toFixed(2)} | ${median(cpu1).toFixed(2)} |`,
     );
     console.error(`${name}: plain ${plain.map((t) => t.toFixed(3)).join(' ')}`);
     console.error(`${name}: 2 threads ${par.map((t) => t.toFixed(3)).join(' ')}`);
+    console.error(`${name}: main-thread shard ${local.map((t) => t.toFixed(3)).join(' ')}`);
   }
   console.log(
-    `backend ${backend}, ${STEPS}x2 timed steps per mode (median), load average ${load0.toFixed(2)} -> ${loadavg()[0].toFixed(2)}\n`,
+    `backend ${backend}, ${STEPS} timed steps per mode, interleaved (median), load average ${load0.toFixed(2)} -> ${loadavg()[0].toFixed(2)}\n`,
   );
-  console.log('| config | batch | workers=0 img/s | workers=1 img/s | speed-up |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    '| config | batch | workers=0 img/s | workers=1 img/s | speed-up | CPU s/step w=0 | CPU s/step w=1 |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 
