@@ -78,6 +78,7 @@ program
   .option('--clip <x>', 'gradient norm clip (0: off)', num('clip'))
   .option('--shift <px>', 'random shift augmentation in pixels (0: off)', num('shift'))
   .option('--seed <n>', 'random seed', num('seed'), 0)
+  .option('--workers <n>', 'extra threads computing gradients (data parallel)', num('workers'))
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
   .option('--resume', 'continue the run in --out where it stopped')
   .option('--limit-train <n>', 'use only this many training images', num('limit-train'))
@@ -99,6 +100,7 @@ program
       clip: o.clip as number | undefined,
       shift: o.shift as number | undefined,
       seed: o.seed as number,
+      workers: o.workers as number | undefined,
       out,
       resume: Boolean(o.resume),
       limitTrain: o.limitTrain as number | undefined,

@@ -20,6 +20,7 @@ import { Progress } from './progress.js';
 import { writeJsonAtomic } from './atomic.js';
 import { loadData } from './datasets.js';
 import { PREPROCESSOR_FILE, preprocessorJson } from '../vit/preprocessor.js';
+import { ParallelGrads } from './parallel.js';
 
 /** Everything `einvit train` can be told. Unset fields take the recipe of the chosen config. */
 export interface TrainOptions {
@@ -51,6 +52,12 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Draw the progress bar (default: when stdout is a terminal). */
   progress?: boolean;
+  /**
+   * Extra worker threads computing gradients on shards of each batch (data parallel, see
+   * parallel.ts). 0 (default) trains on the main thread only. Results are reproducible for a given
+   * value, but differ slightly between values (summation order, dropout seeds per shard).
+   */
+  workers?: number;
   /** Write curves.png and attention.png at the end (default true). */
   plots?: boolean;
   /** Called after each epoch's metrics are written (e.g. to watch memory). */
@@ -374,6 +381,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const variables = [...params.values()];
   const augment = augmentFor(data, { pad: opts.shift, flip: opts.flip });
 
+  const workers = options.workers ?? 0;
+  const parallel = workers > 0 ? await ParallelGrads.create(model.config, { workers }) : undefined;
   let stop = false;
   const onSigint = () => {
     stop = true;
@@ -406,29 +415,42 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       })) {
         const t0 = performance.now();
         const lr = schedule(state.step);
-        const [loss, correct] = tf.tidy(() => {
-          const x = tensorFromBatch(b.images, b.size, train);
-          const labelIds = tf.tensor1d(b.labels, 'int32');
-          const onehot = tf.oneHot(labelIds, train.numClasses);
-          let hits: tf.Tensor | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const o = model.forward(x, { training: true, seed: opts.seed * 1_000_003 + state.step });
-            // kept: variableGrads disposes everything else made in here
-            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
-            return tf.losses.softmaxCrossEntropy(
-              onehot,
-              o.logits,
-              undefined,
-              opts.labelSmoothing,
-            ) as tf.Scalar;
-          }, variables);
-          let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g]));
-          if (opts.clip > 0) named = clipByGlobalNorm(named, opts.clip).grads;
-          opt.step(named, lr);
-          const both = tf.stack([value, hits!]).dataSync();
-          hits!.dispose();
-          return [both[0], both[1]];
-        });
+        const seed = opts.seed * 1_000_003 + state.step;
+        let loss: number;
+        let correct: number;
+        if (parallel) {
+          const r = await parallel.compute(model, b, { labelSmoothing: opts.labelSmoothing, seed });
+          ({ loss, correct } = r);
+          tf.tidy(() => {
+            const named = opts.clip > 0 ? clipByGlobalNorm(r.grads, opts.clip).grads : r.grads;
+            opt.step(named, lr);
+          });
+          tf.dispose([...r.grads.values()]);
+        } else {
+          [loss, correct] = tf.tidy(() => {
+            const x = tensorFromBatch(b.images, b.size, train);
+            const labelIds = tf.tensor1d(b.labels, 'int32');
+            const onehot = tf.oneHot(labelIds, train.numClasses);
+            let hits: tf.Tensor | undefined;
+            const { value, grads } = tf.variableGrads(() => {
+              const o = model.forward(x, { training: true, seed });
+              // kept: variableGrads disposes everything else made in here
+              hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
+              return tf.losses.softmaxCrossEntropy(
+                onehot,
+                o.logits,
+                undefined,
+                opts.labelSmoothing,
+              ) as tf.Scalar;
+            }, variables);
+            let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g]));
+            if (opts.clip > 0) named = clipByGlobalNorm(named, opts.clip).grads;
+            opt.step(named, lr);
+            const both = tf.stack([value, hits!]).dataSync();
+            hits!.dispose();
+            return [both[0], both[1]];
+          });
+        }
         const seconds = (performance.now() - t0) / 1000;
         state.step++;
         state.batchInEpoch++;
@@ -487,6 +509,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     process.off('SIGINT', onSigint);
+    await parallel?.dispose();
   }
   if (!interrupted && options.plots !== false) {
     await writePlots(out, model, data, metrics);
