@@ -442,17 +442,10 @@ export class ParallelGrads {
         if (g) parts.push([g, sizes[i] / size]);
       });
       if (parts.length === 0) return; // no gradient in any shard (as variableGrads omits it)
-      const out = new Float32Array(s.length);
-      if (parts.length === 1) {
-        const [g, w] = parts[0];
-        for (let j = 0; j < s.length; j++) out[j] = w * g[j];
-      } else {
-        for (let j = 0; j < s.length; j++) {
-          let acc = 0; // float64, rounded once
-          for (const [g, w] of parts) acc += w * g[j];
-          out[j] = acc;
-        }
-      }
+      // Float64 sums in shard order, rounded to float32 once.
+      const acc = new Float64Array(s.length);
+      for (const [g, w] of parts) for (let j = 0; j < s.length; j++) acc[j] += w * g[j];
+      const out = Float32Array.from(acc);
       grads.set(s.name, tf.tensor(out, s.shape, 'float32'));
     });
     return { loss, correct, grads };
