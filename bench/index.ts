@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { tf } from '../src/tf.js';
 import { ready } from '../src/backends/index.js';
 import { opsSection } from './ops.js';
+import { trainSection } from './train.js';
 
 /** One table row: column name -> value (numbers are printed as given, so round them first). */
 export type Row = Record<string, string | number>;
@@ -20,7 +21,7 @@ export interface Section {
 }
 
 /** Every benchmark section, in the order they run. */
-export const SECTIONS: Section[] = [opsSection];
+export const SECTIONS: Section[] = [opsSection, trainSection];
 
 /**
  * Renders rows as a markdown table; the columns are the union of the rows' keys, in first-seen order.
