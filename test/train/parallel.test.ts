@@ -131,6 +131,17 @@ describe('ParallelGrads', () => {
     saved.dispose();
   });
 
+  it('with workers = 0 computes the whole batch on the main thread', async () => {
+    const pg0 = await ParallelGrads.create(cfg, { workers: 0 });
+    const b = batchOf(5, 9);
+    const ref = reference(model, b, 0.1);
+    const r = await pg0.compute(model, b, { labelSmoothing: 0.1, seed: 0 });
+    expect(Math.abs(r.loss - ref.loss)).toBeLessThanOrEqual(1e-6 * ref.loss);
+    for (const [name, want] of ref.grads) expect(r.grads.get(name)!.dataSync(), name).toEqual(want);
+    for (const g of r.grads.values()) g.dispose();
+    await pg0.dispose();
+  });
+
   it('rejects bad input with EinopsError', async () => {
     const b = batchOf(4, 1);
     await expect(pg.compute(model, { ...b, size: 5 }, { labelSmoothing: 0, seed: 0 })).rejects.toThrow(
