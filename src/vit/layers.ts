@@ -34,7 +34,8 @@ export function sumTo(dy: tf.Tensor, shape: readonly number[]): tf.Tensor {
   const lead = n - shape.length;
   const left = AXES.slice(0, n).split('');
   const right = shape.map((d, j) => (d === dy.shape[lead + j] ? left[lead + j] : '1'));
-  if (lead === 0 && right.every((r, j) => r === left[j])) return dy;
+  // A clone, never dy itself: tfjs disposes the upstream gradient after the gradient function runs.
+  if (lead === 0 && right.every((r, j) => r === left[j])) return tf.clone(dy);
   return reduce(dy, `${left.join(' ')} -> ${right.join(' ')}`, 'sum');
 }
 
