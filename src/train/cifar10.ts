@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { CIFAR10_LABELS } from '../vit/config.js';
 import { join } from 'node:path';
 import { EinopsError } from '../errors.js';
 import { byteLut, type DataSplit, type Dataset } from './data.js';
@@ -6,18 +7,8 @@ import { byteLut, type DataSplit, type Dataset } from './data.js';
 /** Standard CIFAR-10 per-channel statistics of [0,1] pixels (training set). */
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465];
 export const CIFAR10_STD = [0.247, 0.2435, 0.2616];
-export const CIFAR10_CLASSES = [
-  'airplane',
-  'automobile',
-  'bird',
-  'cat',
-  'deer',
-  'dog',
-  'frog',
-  'horse',
-  'ship',
-  'truck',
-];
+/** CIFAR-10's class names in label order (shared with the `cifar-tiny` preset's id2label). */
+export const CIFAR10_CLASSES: readonly string[] = CIFAR10_LABELS;
 
 const SIDE = 32;
 const PLANE = SIDE * SIDE;

@@ -46,7 +46,8 @@ export interface ViTConfig {
 }
 
 const MNIST_LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-const CIFAR10_LABELS = [
+/** The ten CIFAR-10 classes, in label order. */
+export const CIFAR10_LABELS: readonly string[] = [
   'airplane',
   'automobile',
   'bird',
@@ -59,7 +60,7 @@ const CIFAR10_LABELS = [
   'truck',
 ];
 
-function labels(names: string[]): Record<string, string> {
+function labels(names: readonly string[]): Record<string, string> {
   return Object.fromEntries(names.map((n, i) => [String(i), n]));
 }
 
