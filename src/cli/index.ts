@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The einvit command line.
+import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { EinopsError } from '../errors.js';
 import { ready } from '../backends/index.js';
@@ -78,7 +79,11 @@ program
   .option('--clip <x>', 'gradient norm clip (0: off)', num('clip'))
   .option('--shift <px>', 'random shift augmentation in pixels (0: off)', num('shift'))
   .option('--seed <n>', 'random seed', num('seed'), 0)
-  .option('--workers <n>', 'extra threads computing gradients (data parallel)', num('workers'))
+  .option(
+    '--workers <n>',
+    'extra threads computing gradients (data parallel; default: 1 with 2 or more CPUs, else 0)',
+    num('workers'),
+  )
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
   .option('--resume', 'continue the run in --out where it stopped')
   .option('--limit-train <n>', 'use only this many training images', num('limit-train'))
@@ -100,7 +105,7 @@ program
       clip: o.clip as number | undefined,
       shift: o.shift as number | undefined,
       seed: o.seed as number,
-      workers: o.workers as number | undefined,
+      workers: (o.workers as number | undefined) ?? (availableParallelism() >= 2 ? 1 : 0),
       out,
       resume: Boolean(o.resume),
       limitTrain: o.limitTrain as number | undefined,
