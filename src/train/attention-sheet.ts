@@ -21,8 +21,12 @@ export function drawAttentionSheet(path: string, model: ViT, data: DataSplit, co
   const per = ds.channels * ds.height * ds.width;
   const grid = gridSize(model.config);
   const scale = Math.max(1, Math.round(112 / ds.width));
+  // Evenly spaced samples: the test sets are stored class by class, so this shows several classes.
+  const picks = Array.from({ length: n }, (_, i) => Math.floor((i * ds.count) / n));
+  const chosen = new Float32Array(n * per);
+  picks.forEach((p, i) => chosen.set(ds.images.subarray(p * per, (p + 1) * per), i * per));
   const [last, rollout] = tf.tidy(() => {
-    const x = tf.tensor4d(ds.images.slice(0, n * per), [n, ds.channels, ds.height, ds.width]);
+    const x = tf.tensor4d(chosen, [n, ds.channels, ds.height, ds.width]);
     const out = model.forward(x, { outputAttentions: true });
     return [
       classTokenAttention(out.attentions!, grid, grid).dataSync() as Float32Array,
@@ -32,7 +36,7 @@ export function drawAttentionSheet(path: string, model: ViT, data: DataSplit, co
   const rows: RgbImage[][] = [[], [], []];
   for (let i = 0; i < n; i++) {
     const img = upscaleNearest(
-      chwToRgb(ds.images.subarray(i * per, (i + 1) * per), ds.width, ds.height, data.mean, data.std),
+      chwToRgb(chosen.subarray(i * per, (i + 1) * per), ds.width, ds.height, data.mean, data.std),
       scale,
     );
     rows[0].push(img);
