@@ -18,8 +18,8 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'MNIST tiny (patch 7, D 96), the main job', cfg: PRESETS.tiny, batch: 128, epochImages: 8000 },
-  { name: 'MNIST tiny (patch 7, D 96)', cfg: PRESETS.tiny, batch: 64, epochImages: 8000 },
+  { name: 'MNIST tiny (patch 7, D 96), the main job', cfg: PRESETS.tiny, batch: 64, epochImages: 8000 },
+  { name: 'MNIST tiny (patch 7, D 96)', cfg: PRESETS.tiny, batch: 128, epochImages: 8000 },
   {
     name: 'MNIST small (patch 4, D 64)',
     cfg: PRESETS.small,
