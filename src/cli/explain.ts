@@ -49,7 +49,16 @@ export function explain(pattern: string, opts: ExplainOptions, lengthArgs: reado
     throw new EinopsError(`--op must be rearrange, reduce or repeat, not '${op}'`);
   }
   const lengths = parseLengthArgs(lengthArgs);
-  const plan = planFor(operation, pattern, shape, lengths);
+  let plan;
+  try {
+    plan = planFor(operation, pattern, shape, lengths);
+  } catch (e) {
+    if (!(e instanceof EinopsError)) throw e;
+    throw new EinopsError(`pattern "${pattern}" on shape [${shape.join(', ')}]: ${e.message}`, {
+      rule: e.rule,
+      cause: e,
+    });
+  }
   const axes = plan.axisLengths.map(([n, l]) => `${n}=${l}`).join(' ');
   return [
     `${op === 'reduce' ? `reduce(${operation})` : op}  '${pattern}'`,
