@@ -117,7 +117,7 @@ export class ViT {
    * token and position weights, zero biases, unit LayerNorm scales), seeded.
    *
    * @example
-   * const model = ViT.create(PRESETS['vit-tiny-cifar'], 42);
+   * const model = ViT.create(PRESETS['cifar-tiny'], 42);
    */
   static create(cfg: ViTConfig, seed = 0): ViT {
     const vars = new Map<string, tf.Variable>();
