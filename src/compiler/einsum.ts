@@ -4,7 +4,7 @@
 // measured on the wasm backend (bench/einsum.ts).
 import { tf } from '../tf.js';
 import { EinopsError } from '../errors.js';
-import { matMul2d, batchMatMul3d } from './matmul.js';
+import { batchMatMul3d, matMul2d, productWithGrad } from './matmul.js';
 
 const RULE = 'einsum-backend-error';
 const ELLIPSIS = '...';
@@ -456,19 +456,7 @@ function blockProducts(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
 }
 
 // g plain 2-D products on host-split blocks; the gradient is two more rounds of the same.
-const splitProduct = tf.customGrad((a, b, save) => {
-  const aa = a as tf.Tensor3D;
-  const bb = b as tf.Tensor3D;
-  (save as tf.GradSaveFunc)([aa, bb]);
-  return {
-    value: blockProducts(aa, bb),
-    gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as tf.Tensor3D[];
-      const g = dy as tf.Tensor3D;
-      return [blockProducts(g, tf.transpose(sb, [0, 2, 1])), blockProducts(tf.transpose(sa, [0, 2, 1]), g)];
-    },
-  };
-}) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+const splitProduct = productWithGrad<tf.Tensor3D>(blockProducts, (x) => tf.transpose(x, [0, 2, 1]));
 
 // tfjs' depthwise gradients have no wasm kernels. Both gradients are again depthwise products, computed
 // directly in the channels-last layout: wasm transposes that move the group axis are the costly part.

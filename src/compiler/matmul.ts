@@ -3,24 +3,36 @@
 // transposed matmuls, which run about 10x slower there.
 import { tf } from '../tf.js';
 
-function plainMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(a, b);
+/**
+ * Wraps a product `a @ b` in a custom gradient dA = dY @ Bᵀ, dB = Aᵀ @ dY computed by the same
+ * product after explicit transposes, so the backward pass never uses transpose flags.
+ *
+ * @example
+ * const mm = productWithGrad((a, b) => tf.matMul(a, b), (x) => tf.transpose(x));
+ */
+export function productWithGrad<T extends tf.Tensor>(
+  product: (a: T, b: T) => T,
+  transpose: (x: T) => T,
+): (a: T, b: T) => T {
+  return tf.customGrad((a, b, save) => {
+    const x = a as T;
+    const y = b as T;
+    (save as tf.GradSaveFunc)([x, y]);
+    return {
+      value: product(x, y),
+      gradFunc: (dy, saved) => {
+        const [sa, sb] = saved as T[];
+        const g = dy as T;
+        return [product(g, transpose(sb)), product(transpose(sa), g)];
+      },
+    };
+  }) as (a: T, b: T) => T;
 }
 
-const matMul2dGrad = tf.customGrad((a, b, save) => {
-  const x = a as tf.Tensor2D;
-  const y = b as tf.Tensor2D;
-  (save as tf.GradSaveFunc)([x, y]);
-  return {
-    value: plainMatMul(x, y),
-    gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as tf.Tensor2D[];
-      const g = dy as tf.Tensor2D;
-      // dA = dY·Bᵀ, dB = Aᵀ·dY, each as an explicit transpose followed by a plain product.
-      return [plainMatMul(g, tf.transpose(sb)), plainMatMul(tf.transpose(sa), g)];
-    },
-  };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+const matMul2dGrad = productWithGrad<tf.Tensor2D>(
+  (a, b) => tf.matMul(a, b),
+  (x) => tf.transpose(x),
+);
 
 /**
  * `a @ b` for 2-D float32 tensors `[m, k] @ [k, n] -> [m, n]`, with a gradient built from explicit
@@ -33,19 +45,10 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return matMul2dGrad(a, b);
 }
 
-const batchMatMul3dGrad = tf.customGrad((a, b, save) => {
-  const x = a as tf.Tensor3D;
-  const y = b as tf.Tensor3D;
-  (save as tf.GradSaveFunc)([x, y]);
-  return {
-    value: tf.matMul(x, y),
-    gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as tf.Tensor3D[];
-      const g = dy as tf.Tensor3D;
-      return [tf.matMul(g, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), g)];
-    },
-  };
-}) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+const batchMatMul3dGrad = productWithGrad<tf.Tensor3D>(
+  (a, b) => tf.matMul(a, b),
+  (x) => tf.transpose(x, [0, 2, 1]),
+);
 
 /**
  * Batched product `[g, m, k] @ [g, k, n] -> [g, m, n]` (same batch length on both sides) whose gradient
