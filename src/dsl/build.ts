@@ -5,7 +5,7 @@ import { EinopsError, caret } from '../errors.js';
 import type { Axis, Dimension, Expression, Span } from './ast.js';
 import { axisNameProblem, decimalValue, isDecimal } from './names.js';
 import { parser } from './parser.js';
-import { Arrow, Comma, Dot, Ellipsis, LParen, patternLexer, RParen, Star, Word } from './tokens.js';
+import { Dot, Ellipsis, LParen, patternLexer, RParen, Word } from './tokens.js';
 
 export interface SideOptions {
   /** `_` may be used (repeatedly) as a name: parse_shape and einsum. */
@@ -214,11 +214,7 @@ export function parseChecked(
   return cst;
 }
 
-function isCst(x: unknown): x is CstNode {
-  return typeof x === 'object' && x !== null && 'children' in x;
-}
-
-function axisFromToken(t: IToken, dims: 'top' | 'group'): Axis | 'unit' {
+function axisFromToken(t: IToken): Axis | 'unit' {
   const span = tokenSpan(t);
   if (t.tokenType === Ellipsis) return { kind: 'ellipsis', span };
   if (isDecimal(t.image)) {
@@ -226,7 +222,6 @@ function axisFromToken(t: IToken, dims: 'top' | 'group'): Axis | 'unit' {
     if (value === 1) return 'unit';
     return { kind: 'anonymous', value, span };
   }
-  void dims;
   return { kind: 'named', name: t.image, span };
 }
 
@@ -255,7 +250,7 @@ export function buildExpression(node: CstNode | undefined, span: Span): Expressi
   for (const part of parts) {
     if (part.kind === 'axis') {
       const t = axisToken(part.node);
-      const axis = axisFromToken(t, 'top');
+      const axis = axisFromToken(t);
       const tspan = tokenSpan(t);
       if (axis === 'unit') {
         dims.push({ axes: [], grouped: false, span: tspan });
@@ -273,7 +268,7 @@ export function buildExpression(node: CstNode | undefined, span: Span): Expressi
         .map(axisToken)
         .sort((a, b) => a.startOffset - b.startOffset);
       for (const t of inner) {
-        const axis = axisFromToken(t, 'group');
+        const axis = axisFromToken(t);
         if (axis === 'unit') continue; // `(a 1)` is `(a)`
         if (axis.kind === 'ellipsis') {
           hasEllipsis = true;
@@ -294,5 +289,3 @@ export function arrowOffsets(source: string): number[] {
   for (let i = source.indexOf('->'); i >= 0; i = source.indexOf('->', i + 2)) at.push(i);
   return at;
 }
-
-export { isCst, Arrow, Comma, Star };

@@ -7,8 +7,6 @@ import { EinopsError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { parseConfig, PRESETS, type ViTConfig } from '../vit/config.js';
 import { openSafetensors, writeSafetensors } from '../vit/safetensors.js';
-import { toHuggingFace } from '../vit/weights.js';
-import { toHFConfigJson, hfIncompatibilities } from '../vit/config.js';
 import type { DataSplit, Dataset } from './data.js';
 import { batchCount, batches } from './batches.js';
 import { augmentFor } from './augment.js';
@@ -206,18 +204,15 @@ export function evaluate(
 }
 
 /** Writes model (HF naming) + config.json + optimizer state + trainer state, each atomically. */
-function saveCheckpoint(out: string, model: ViT, opt: AdamW, state: TrainerState, data: DataSplit): void {
+async function saveCheckpoint(
+  out: string,
+  model: ViT,
+  opt: AdamW,
+  state: TrainerState,
+  data: DataSplit,
+): Promise<void> {
   const tag = { step: String(state.step) };
-  const hf = hfIncompatibilities(model.config).length === 0;
-  const params = model.state();
-  writeSafetensors(join(out, 'model.safetensors'), hf ? toHuggingFace(params, model.config) : params, {
-    format: 'pt',
-    ...tag,
-  });
-  writeJsonAtomic(
-    join(out, 'config.json'),
-    hf ? toHFConfigJson(model.config) : { ...model.config, naming: 'timm' },
-  );
+  await model.save(out, tag); // model.safetensors (HF names when HF can hold it) + config.json
   writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorJson(model.config, data.mean, data.std));
   const o = opt.exportState();
   writeSafetensors(join(out, OPTIMIZER_FILE), o.tensors, { ...tag, adamw_step: String(o.step) });
@@ -465,7 +460,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         (options.maxSteps !== undefined && state.step >= options.maxSteps && state.batchInEpoch < perEpoch)
       ) {
         state.elapsed = performance.now() / 1000 - runStart;
-        saveCheckpoint(out, model, opt, state, data);
+        await saveCheckpoint(out, model, opt, state, data);
         log(
           `stopped at epoch ${epoch}, step ${state.step}: checkpoint saved in ${out} (continue with --resume)`,
         );
@@ -489,7 +484,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       state.batchInEpoch = 0;
       state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
       state.elapsed = row.elapsed_s;
-      saveCheckpoint(out, model, opt, state, data);
+      await saveCheckpoint(out, model, opt, state, data);
       options.onEpoch?.(row);
       log(
         `epoch ${epoch}/${opts.epochs}  train loss ${row.train_loss.toFixed(4)} acc ${(100 * row.train_acc).toFixed(2)}%  ` +

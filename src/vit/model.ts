@@ -431,12 +431,12 @@ export class ViT {
    * await model.save('runs/cifar-tiny');
    * const again = await ViT.fromPretrained('runs/cifar-tiny');
    */
-  async save(dir: string): Promise<void> {
+  async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
     const hf = hfIncompatibilities(this.config).length === 0;
     const tensors = hf ? toHuggingFace(this.state(), this.config) : this.state();
     const json = hf ? toHFConfigJson(this.config) : { ...this.config, naming: 'timm' };
-    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...metadata });
     const configPath = join(dir, 'config.json');
     const tmp = `${configPath}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify(json, null, 2) + '\n');
