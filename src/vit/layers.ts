@@ -1,6 +1,6 @@
 // The ViT building blocks as functions of tensors. Every reshape, split, merge, broadcast and pooling
 // goes through einvit patterns (src/ops.ts); only elementwise math, softmax and moments call tfjs.
-import { tf } from '../tf.js';
+import { tf, tfSeed } from '../tf.js';
 import { einsum, rearrange, reduce, unpack } from '../ops.js';
 import { EinopsError } from '../errors.js';
 
@@ -155,7 +155,7 @@ export class SeedStream {
   constructor(private readonly base?: number) {}
   next(): number | undefined {
     this.n += 1;
-    return this.base === undefined ? undefined : this.base * 7919 + this.n;
+    return this.base === undefined ? undefined : tfSeed(this.base * 7919 + this.n);
   }
 }
 

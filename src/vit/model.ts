@@ -2,7 +2,7 @@
 // patterns. Parameters live in tf.Variables under timm's state_dict names and layouts.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tf } from '../tf.js';
+import { tf, tfSeed } from '../tf.js';
 import { pack, rearrange, reduce, repeat, unpack } from '../ops.js';
 import { EinopsError } from '../errors.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
@@ -71,7 +71,7 @@ export type PatchEmbedding = 'pattern' | 'conv';
 
 function truncNormal(shape: number[], std: number, seed: number): tf.Tensor {
   // timm/HF trunc_normal_ cuts at ±2 absolute, i.e. ~100σ for std 0.02: a plain normal in practice.
-  return tf.tidy(() => tf.clipByValue(tf.randomNormal(shape, 0, std, 'float32', seed), -2, 2));
+  return tf.tidy(() => tf.clipByValue(tf.randomNormal(shape, 0, std, 'float32', tfSeed(seed)), -2, 2));
 }
 
 function isNormWeight(name: string): boolean {
