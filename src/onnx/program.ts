@@ -1,5 +1,15 @@
 // compileProgram: trace a function written with einvit's ops on symbolic tensors, optimise the
 // graph, emit ONNX, open an onnxruntime session. `.run` gives what running the function eagerly gives.
+//
+// Traceable (record IR when given a symbolic tensor `Sym`):
+// - einvit's `rearrange`, `reduce` (named reductions; not a custom function), `repeat`, `einsum`,
+//   `pack`, `unpack`. A symbolic batch axis may be composed with others (`(b n) d`) but not
+//   decomposed into a known length (`(b 2)`), nor be the `*` axis of pack/unpack, nor be sliced.
+// - the methods of `Sym`: reshape, transpose, sum/mean/max/reduce, tile, expand, slice, matMul,
+//   add/sub/rsub/mul/div/pow/maximum/minimum, equal/less/greater/and/or/not, neg/exp/log/sqrt/
+//   rsqrt/reciprocal/tanh/erf/relu/sigmoid/abs, softmax/logSoftmax, layerNorm, gelu, cast, argMax;
+//   and GraphBuilder's concat, where, attention, constant, param.
+// Anything else (tf.* ops on a Sym, data-dependent shapes) fails at trace time with a CompileError.
 import { tf } from '../tf.js';
 import { CompileError, EinvitError } from '../errors.js';
 import { GraphBuilder, Sym } from '../ir/builder.js';
