@@ -97,6 +97,11 @@ export class CompiledProgram {
     return this.session.run(inputs);
   }
 
+  /** As {@link run}, returning onnxruntime's tensors (typed arrays in `.data`, shapes in `.dims`). */
+  runRaw(inputs: Record<string, Feed>) {
+    return this.session.runRaw(inputs);
+  }
+
   dispose(): Promise<void> {
     return this.session.dispose();
   }
@@ -116,7 +121,16 @@ export async function compileProgram(
   inputs: Readonly<Record<string, InputSpec>>,
   options: CompileOptions = {},
 ): Promise<CompiledProgram> {
-  const traced = trace(fn, inputs);
+  return compileGraph(trace(fn, inputs), options);
+}
+
+/**
+ * As {@link compileProgram} for a graph already built (e.g. by `ViT.compile`).
+ *
+ * @example
+ * const p = await compileGraph(builder.build({ logits }));
+ */
+export async function compileGraph(traced: Graph, options: CompileOptions = {}): Promise<CompiledProgram> {
   const graph = options.optimize === false ? traced : optimize(traced);
   const onnx = toOnnx(graph, options);
   const session = await OnnxSession.create(onnx, { source: 'the compiled program', ...options });

@@ -3,9 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { CheckpointError } from '../../src/errors.js';
+import { CheckpointError, RuntimeFailure } from '../../src/errors.js';
 import { GraphBuilder, sym } from '../../src/ir/index.js';
-import { exportOnnx, OnnxSession, inspectModel } from '../../src/onnx/index.js';
+import {
+  compileGraph,
+  exportOnnx,
+  inspectModel,
+  loadOnnxruntime,
+  OnnxSession,
+  onnxruntimeUnavailable,
+  setOnnxruntimeImporter,
+} from '../../src/onnx/index.js';
 import { encodeModel } from '../../src/onnx/proto.js';
 
 await tf.setBackend('cpu');
@@ -72,5 +80,23 @@ describe('ONNX files', () => {
     const s = await OnnxSession.load(foreign, { requireEinvit: false });
     await s.dispose();
     await expect(OnnxSession.load(join(dir, 'missing.onnx'))).rejects.toThrow(/Cannot read ONNX file/);
+  });
+});
+
+describe('onnxruntime missing', () => {
+  it('loadOnnxruntime gives null and a message; compileProgram a RuntimeFailure, never a crash', async () => {
+    setOnnxruntimeImporter(() =>
+      Promise.reject(new Error('libonnxruntime.so.1: cannot open shared object file')),
+    );
+    try {
+      expect(await loadOnnxruntime()).toBeNull();
+      expect(onnxruntimeUnavailable()).toMatch(
+        /onnxruntime-node could not be loaded \(libonnxruntime.so.1.*\); using the tfjs path/,
+      );
+      await expect(compileGraph(graph())).rejects.toThrow(RuntimeFailure);
+    } finally {
+      setOnnxruntimeImporter();
+    }
+    expect(await loadOnnxruntime()).not.toBeNull();
   });
 });
