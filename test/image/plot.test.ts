@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import { decodeImage } from '../../src/image/index.js';
 import { drawCurves, niceTicks, renderCurves, type CurveRow } from '../../src/train/plot.js';
 
@@ -56,7 +56,7 @@ describe('drawCurves', () => {
   });
 
   it('rejects empty history, bad epochs and an unreadable font', () => {
-    expect(() => renderCurves([])).toThrowError(EinopsError);
+    expect(() => renderCurves([])).toThrowError(UsageError);
     expect(() => renderCurves([{ ...rows[0], epoch: Number.NaN }])).toThrowError(/row 0/);
     expect(() => renderCurves(rows, { font: 'no-such-font.ttf' })).toThrowError(/no-such-font\.ttf/);
   });
