@@ -45,7 +45,8 @@ export async function attentionCommand(
         ...(x.inverted ? ['(inverted)'] : []),
       ],
     }));
-    writePng(out, renderAttentionSheet(columns, maps.grid, `class-token attention, model ${dir}`));
+    const title = `Class-token attention of ${dir}. Above each image: the file, the predicted class and probability.`;
+    writePng(out, renderAttentionSheet(columns, maps.grid, title));
     return inputs.flatMap((x, i) => (x.note ? [`${paths[i]}: note: ${x.note}`] : []));
   } finally {
     model.dispose();

@@ -160,5 +160,12 @@ export function drawAttentionSheet(path: string, model: ViT, data: DataSplit, co
     rollout: maps.rollout.subarray(i * g, (i + 1) * g),
     labels: [`true ${ds.classNames[ds.labels[p]] ?? ds.labels[p]}`, formatPrediction(maps.predicted[i])],
   }));
-  writePng(path, renderAttentionSheet(columns, maps.grid, `class-token attention on ${ds.name}`));
+  writePng(
+    path,
+    renderAttentionSheet(
+      columns,
+      maps.grid,
+      `Class-token attention on ${ds.name}. Above each image: its true class, the predicted class and probability.`,
+    ),
+  );
 }

@@ -379,6 +379,21 @@ function fitText(ctx: Ctx, mode: TextMode, s: string, max: number, size: number)
   return `${s.slice(0, keep)}...`;
 }
 
+/** Splits `s` at spaces into lines at most `max` pixels wide (a word too long alone is shortened). */
+function wrapText(ctx: Ctx, mode: TextMode, s: string, max: number, size: number): string[] {
+  const lines: string[] = [];
+  let current = '';
+  for (const word of s.split(' ')) {
+    const next = current ? `${current} ${word}` : word;
+    if (current && fitText(ctx, mode, next, max, size) !== next) {
+      lines.push(current);
+      current = fitText(ctx, mode, word, max, size);
+    } else current = fitText(ctx, mode, next, max, size);
+  }
+  if (current) lines.push(current);
+  return lines;
+}
+
 /** A grid of images with a label block left of each row and above each column. */
 export interface LabelledGrid {
   /** `cells[row][column]`; every row has the same number of columns. */
@@ -387,7 +402,7 @@ export interface LabelledGrid {
   rowLabels: string[][];
   /** Lines of text above each column. */
   columnLabels: string[][];
-  /** One line across the top. */
+  /** A title across the top, wrapped to the sheet's width. */
   title?: string;
   /** As {@link PlotOptions.font}. */
   font?: string | false;
@@ -422,11 +437,15 @@ export function renderLabelledGrid(grid: LabelledGrid): RgbImage {
   const cellW = Math.max(...grid.cells.flat().map((c) => c.width));
   const cellH = Math.max(...grid.cells.flat().map((c) => c.height));
   const labelW = 104;
-  const titleH = grid.title ? 24 : 0;
-  const headH = Math.max(...grid.columnLabels.map((l) => l.length)) * lineH + pad;
   const width = labelW + cols * (cellW + pad) + pad;
-  const height = titleH + headH + rows * (cellH + pad) + pad;
   const mode = textMode(grid.font);
+  // Measure the title's lines on a scratch canvas: the sheet's height depends on them.
+  const title = grid.title
+    ? wrapText(PImage.make(1, 1).getContext('2d'), mode, grid.title, width - 2 * pad, 15)
+    : [];
+  const titleH = title.length > 0 ? title.length * 19 + 6 : 0;
+  const headH = Math.max(...grid.columnLabels.map((l) => l.length)) * lineH + pad;
+  const height = titleH + headH + rows * (cellH + pad) + pad;
   const bitmap = PImage.make(width, height);
   const ctx = bitmap.getContext('2d');
   ctx.fillStyle = '#ffffff';
@@ -449,7 +468,7 @@ export function renderLabelledGrid(grid: LabelledGrid): RgbImage {
       }
     }),
   );
-  if (grid.title) text(ctx, mode, fitText(ctx, mode, grid.title, width - 2 * pad, 15), pad, 17, 'left', 15);
+  title.forEach((l, i) => text(ctx, mode, l, pad, 17 + i * 19, 'left', 15));
   grid.columnLabels.forEach((lines, c) => {
     const cx = labelW + c * (cellW + pad) + cellW / 2;
     const y0 = top - pad - (lines.length - 1) * lineH;
