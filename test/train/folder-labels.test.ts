@@ -134,6 +134,7 @@ describe('folder data: labels from the folder names', () => {
   it('draws labelled attention sheets of the same layout in training and `einvit attention`', async () => {
     const sheet = PNG.sync.read(readFileSync(join(out, 'attention.png')));
     const maps = join(root, 'maps.png');
+    const before = tf.memory().numTensors;
     const notes = await attentionCommand(
       out,
       [join(data, 'seven', '0.png'), join(root, 'seven-on-paper.png')],
@@ -142,6 +143,7 @@ describe('folder data: labels from the folder names', () => {
     expect(notes).toEqual([
       `${join(root, 'seven-on-paper.png')}: note: inverted: dark-on-light image, the model was trained on light-on-dark (--invert never to keep it)`,
     ]);
+    expect(tf.memory().numTensors).toBe(before);
     const cli = PNG.sync.read(readFileSync(maps));
     // Both: a 104 px label column, then one 112 px column (28 px x 4) per image plus 6 px gaps; three
     // rows of 112 px under a title and a header (training's test set here has 4 images). The heights
