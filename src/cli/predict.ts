@@ -19,7 +19,7 @@ export const INVERT_MODES: readonly InvertMode[] = ['auto', 'always', 'never'];
 export function invertMode(value: string | undefined): InvertMode {
   const v = value ?? 'auto';
   if (!INVERT_MODES.includes(v as InvertMode)) {
-    throw new UsageError(`--invert must be ${INVERT_MODES.join(', ')} or nothing, got '${v}'`);
+    throw new UsageError(`--invert must be ${INVERT_MODES.join(', ')}, got '${v}'`);
   }
   return v as InvertMode;
 }

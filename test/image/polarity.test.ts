@@ -16,6 +16,7 @@ import { PREPROCESSOR_FILE, preprocessingFor, preprocessorJson } from '../../src
 import { PRESETS } from '../../src/vit/config.js';
 import { loadMnist } from '../../src/train/mnist.js';
 import { configForData, polarityOf } from '../../src/train/data-config.js';
+import { INVERT_MODES, invertMode } from '../../src/cli/predict.js';
 
 const root = mkdtempSync(join(tmpdir(), 'einvit-polarity-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -141,5 +142,14 @@ describe('configForData', () => {
       'config: labels from folder-train: seven, three',
       'config: labels from folder-train: seven, three (instead of a, b)',
     ]);
+  });
+});
+
+describe('--invert', () => {
+  it('takes auto, always or never', () => {
+    expect(INVERT_MODES.map(invertMode)).toEqual(['auto', 'always', 'never']);
+    expect(invertMode(undefined)).toBe('auto');
+    expect(() => invertMode('maybe')).toThrowError(UsageError);
+    expect(() => invertMode('maybe')).toThrowError("--invert must be auto, always, never, got 'maybe'");
   });
 });
