@@ -3,14 +3,14 @@
 // `ViT.forward(..., { outputAttentions: true })` returns.
 import { tf } from '../tf.js';
 import { einsum, rearrange, reduce, unpack } from '../ops.js';
-import { UsageError } from '../errors.js';
+import { EinopsError } from '../errors.js';
 
 /** How heads are combined before a map is formed. */
 export type HeadFusion = 'mean' | 'max' | 'min';
 
 function checkLayer(a: tf.Tensor, where: string): void {
   if (a.rank !== 4 || a.shape[2] !== a.shape[3]) {
-    throw new UsageError(
+    throw new EinopsError(
       `${where}: expected attention probabilities [N, heads, T, T], got [${a.shape.join(', ')}]`,
     );
   }
@@ -21,7 +21,7 @@ function classRowToGrid(m: tf.Tensor, gridH: number, gridW: number, where: strin
   const tokens = m.shape[2] as number;
   const prefix = tokens - gridH * gridW;
   if (prefix < 1) {
-    throw new UsageError(
+    throw new EinopsError(
       `${where}: ${tokens} tokens leave no class token in front of a ${gridH}x${gridW} grid (need T = prefix + ${gridH * gridW}, prefix >= 1)`,
     );
   }
@@ -46,7 +46,7 @@ export function classTokenAttention(
   headFusion: HeadFusion = 'mean',
 ): tf.Tensor {
   const last = Array.isArray(attentions) ? attentions[attentions.length - 1] : attentions;
-  if (!last) throw new UsageError('classTokenAttention: no attention layers given');
+  if (!last) throw new EinopsError('classTokenAttention: no attention layers given');
   checkLayer(last, 'classTokenAttention');
   return tf.tidy(() =>
     classRowToGrid(reduce(last, 'b h q k -> b q k', headFusion), gridH, gridW, 'classTokenAttention'),
@@ -61,7 +61,7 @@ export function classTokenAttention(
  * const r = rolloutMatrix(out.attentions!); // [N, T, T], rows sum to 1
  */
 export function rolloutMatrix(attentions: tf.Tensor[], headFusion: HeadFusion = 'mean'): tf.Tensor {
-  if (attentions.length === 0) throw new UsageError('attentionRollout: no attention layers given');
+  if (attentions.length === 0) throw new EinopsError('attentionRollout: no attention layers given');
   attentions.forEach((a, i) => checkLayer(a, `attentionRollout (layer ${i})`));
   return tf.tidy(() => {
     const tokens = attentions[0].shape[2] as number;
