@@ -2,11 +2,11 @@
 // The einvit command line.
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
-import { EinopsError } from '../errors.js';
+import { EinvitError, UsageError } from '../errors.js';
 import { ready } from '../backends/index.js';
 import { explain } from './explain.js';
-import { collectTargets, runJsonl, type Tally } from './conformance.js';
-import { runVitFolder } from './vit-conformance.js';
+import { conformanceCommand } from './conformance.js';
+import { numberFlag } from './options.js';
 import { attentionCommand, evalCommand, predictCommand } from './run.js';
 import { train } from '../train/trainer.js';
 
@@ -47,52 +47,45 @@ program
   .argument('<paths...>', 'files or folders')
   .action(async (paths: string[]) => {
     const backend = await start();
-    const tally: Tally = { passed: 0, failed: 0, lines: [] };
-    for (const target of collectTargets(paths)) {
-      if (target.kind === 'jsonl') runJsonl(target.path, tally);
-      else await runVitFolder(target.path, tally);
-    }
-    for (const line of tally.lines) console.log(line);
-    console.log(`backend: ${backend}`);
-    console.log(`${tally.passed} passed, ${tally.failed} failed`);
-    process.exitCode = tally.failed > 0 ? 1 : 0;
+    const { lines, failed } = await conformanceCommand(paths, backend);
+    for (const line of lines) console.log(line);
+    process.exitCode = failed > 0 ? 1 : 0;
   });
 
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new EinopsError(`--${name} must be a number, got '${v}'`);
-    return n;
-  };
-}
+const positiveInt = (flag: string) => numberFlag(flag, { integer: true, min: 1 });
+const nonNegative = (flag: string) => numberFlag(flag, { min: 0 });
 
 program
   .command('train', { isDefault: false })
   .description('train a ViT (default: the tiny ViT on the embedded MNIST)')
   .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir>', 'mnist')
   .option('--config <name>', 'tiny | small | cifar-tiny | <config.json>', 'tiny')
-  .option('--epochs <n>', 'epochs (default: the recipe of the config)', num('epochs'))
-  .option('--batch-size <n>', 'batch size', num('batch-size'))
-  .option('--lr <x>', 'peak learning rate (one-cycle schedule)', num('lr'))
-  .option('--weight-decay <x>', 'AdamW weight decay', num('weight-decay'))
-  .option('--label-smoothing <x>', 'label smoothing', num('label-smoothing'))
-  .option('--clip <x>', 'gradient norm clip (0: off)', num('clip'))
-  .option('--shift <px>', 'random shift augmentation in pixels (0: off)', num('shift'))
-  .option('--seed <n>', 'random seed', num('seed'), 0)
+  .option('--epochs <n>', 'epochs (default: the recipe of the config)', positiveInt('epochs'))
+  .option('--batch-size <n>', 'batch size', positiveInt('batch-size'))
+  .option('--lr <x>', 'peak learning rate (one-cycle schedule)', numberFlag('lr', { above: 0 }))
+  .option('--weight-decay <x>', 'AdamW weight decay', nonNegative('weight-decay'))
+  .option('--label-smoothing <x>', 'label smoothing', numberFlag('label-smoothing', { min: 0, below: 1 }))
+  .option('--clip <x>', 'gradient norm clip (0: off)', nonNegative('clip'))
+  .option(
+    '--shift <px>',
+    'random shift augmentation in pixels (0: off)',
+    numberFlag('shift', { integer: true, min: 0 }),
+  )
+  .option('--seed <n>', 'random seed', numberFlag('seed', { integer: true }), 0)
   .option(
     '--workers <n>',
     'extra threads computing gradients (data parallel; default: 1 with 2 or more CPUs, else 0)',
-    num('workers'),
+    numberFlag('workers', { integer: true, min: 0 }),
   )
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
   .option('--resume', 'continue the run in --out where it stopped')
-  .option('--limit-train <n>', 'use only this many training images', num('limit-train'))
-  .option('--limit-test <n>', 'use only this many test images', num('limit-test'))
+  .option('--limit-train <n>', 'use only this many training images', positiveInt('limit-train'))
+  .option('--limit-test <n>', 'use only this many test images', positiveInt('limit-test'))
   .action(async (o: Record<string, unknown>) => {
     const backend = await start();
     const out = (o.out as string | undefined) ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
     if (o.resume && o.out === undefined)
-      throw new EinopsError('--resume needs --out <dir> of the run to continue');
+      throw new UsageError('--resume needs --out <dir> of the run to continue');
     const started = performance.now();
     const result = await train({
       data: o.data as string,
@@ -136,7 +129,7 @@ program
   .command('predict')
   .description('top-5 classes of images')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
-  .option('--top <k>', 'how many classes', num('top'), 5)
+  .option('--top <k>', 'how many classes (at most the number of classes)', positiveInt('top'), 5)
   .argument('<images...>', 'PNG or JPEG files')
   .action(async (images: string[], o: { model: string; top: number }) => {
     await start();
@@ -156,7 +149,7 @@ program
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof EinopsError) {
+  if (e instanceof EinvitError) {
     console.error(`einvit: ${e.message}`);
     process.exit(2);
   }

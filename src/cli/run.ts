@@ -1,6 +1,6 @@
 // The model commands of the CLI: train, eval, predict, attention.
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { gridSize } from '../vit/config.js';
 import { preprocessingFor } from '../vit/preprocessor.js';
@@ -20,7 +20,7 @@ export function loadPixels(
   model: ViT,
   paths: readonly string[],
 ): { pixels: tf.Tensor4D; images: RgbImage[] } {
-  if (paths.length === 0) throw new EinopsError('Give at least one image file');
+  if (paths.length === 0) throw new UsageError('Give at least one image file');
   const pre = preprocessingFor(dir, model.config);
   const images = paths.map((p) => loadImage(p));
   const inputs = images.map((img) => preprocess(img, pre));
@@ -55,7 +55,7 @@ export async function predictCommand(dir: string, paths: readonly string[], k = 
 export async function attentionCommand(dir: string, paths: readonly string[], out: string): Promise<void> {
   const model = await ViT.fromPretrained(dir);
   try {
-    if (!model.config.class_token) throw new EinopsError('attention maps need a model with a class token');
+    if (!model.config.class_token) throw new UsageError('attention maps need a model with a class token');
     const { pixels, images } = loadPixels(dir, model, paths);
     const grid = gridSize(model.config);
     const [last, rollout] = tf.tidy(() => {

@@ -85,7 +85,8 @@ export function formatConfusion(matrix: number[][], classNames: string[]): strin
   if (classNames.length !== k) {
     throw new EinopsError(`formatConfusion: ${classNames.length} class names for a ${k}x${k} matrix`);
   }
-  const rowLabels = classNames.map((n, i) => `${i} ${n}`);
+  // Class names that are their own index (MNIST's '0'..'9') are shown once, not as `0 0`.
+  const rowLabels = classNames.map((n, i) => (n === String(i) ? n : `${i} ${n}`));
   const head = 'true \\ pred';
   const labelWidth = Math.max(head.length, ...rowLabels.map((s) => s.length));
   const cellWidth = Math.max(String(k - 1).length, ...matrix.flat().map((v) => String(v).length));
