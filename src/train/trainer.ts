@@ -684,6 +684,7 @@ async function trainEpochs(
       `${epochs(o.epochs)} x ${perEpoch} steps, batch ${o.batchSize}, backend ${tf.getBackend()}`,
   );
   const startStep = state.step;
+  await new Promise((resolve) => setImmediate(resolve)); // a Ctrl-C during setup is seen before step 1
   loop.parallel =
     o.workers > 0 ? await ParallelGrads.create(run.model.config, { workers: o.workers }) : undefined;
   try {
