@@ -188,7 +188,7 @@ describe('SIGKILL at random moments, then --resume', () => {
         console.error(
           `${((performance.now() - t0) / 1000).toFixed(1)}s ${r.signal ?? r.code} ${r.inSave} ${r.output
             .split('\n')
-            .filter((l) => /^epoch \d+\/\d+  train|resuming|stopped/.test(l))
+            .filter((l) => /^epoch \d+\/\d+ {2}train|resuming|stopped/.test(l))
             .join(' | ')}`,
         );
       }
