@@ -15,7 +15,7 @@ import { oneCycle, type Schedule } from './schedule.js';
 import { confusionMatrix } from './metrics.js';
 import { Progress } from './progress.js';
 import { loadData } from './datasets.js';
-import { preprocessorJson } from '../vit/preprocessor.js';
+import { configForData, preprocessorForData } from './data-config.js';
 import { batchGradients, ParallelGrads, type GradBatch } from './parallel.js';
 import { loadRunCheckpoint, openRun, saveRunCheckpoint, STATE_FILE } from './checkpoint.js';
 
@@ -391,13 +391,8 @@ function conflicts(options: TrainOptions, state: TrainerState): string[] {
     const show = (v: unknown) => (v === null ? 'none' : String(v));
     if (value !== stored) out.push(`${FLAGS[key]} ${show(value)} (the run has ${show(stored)})`);
   }
-  // The same --config name whose file has changed since the run started.
-  if (options.config !== undefined && options.config === state.options.config) {
-    const now = resolveConfig(options.config);
-    if (JSON.stringify(now) !== JSON.stringify(state.config)) {
-      out.push(`--config ${options.config}: the file has changed since the run started`);
-    }
-  }
+  // A config file changed since the run started does not matter: the run continues with the config
+  // stored in its checkpoint.
   return out;
 }
 
@@ -411,7 +406,7 @@ function loadRunData(o: RunOptions, cfg: ViTConfig): DataSplit {
 }
 
 /** Setup of a new run: options, data, a freshly initialised model and optimizer. */
-function newRun(options: TrainOptions): Run {
+function newRun(options: TrainOptions, log: (line: string) => void): Run {
   const out = options.out;
   const o = runOptions(options);
   if (openRun(out) !== undefined || existsSync(join(out, STATE_FILE))) {
@@ -419,8 +414,9 @@ function newRun(options: TrainOptions): Run {
       `${out} already holds a training run: pass --resume to continue it, or choose another --out`,
     );
   }
-  const cfg = resolveConfig(o.config);
-  const data = loadRunData(o, cfg);
+  const planned = resolveConfig(o.config);
+  const data = loadRunData(o, planned);
+  const cfg = configForData(planned, data.train, o.config in PRESETS, log);
   checkFits(cfg, data.train);
   const model = ViT.create(cfg, o.seed);
   const opt = new AdamW(model.parameters(), { weightDecay: o.weightDecay });
@@ -488,7 +484,7 @@ function checkpointFiles(run: Run): Parameters<typeof saveRunCheckpoint>[3] {
   const { state, data } = run;
   return {
     state,
-    preprocessor: preprocessorJson(run.model.config, data.mean, data.std),
+    preprocessor: preprocessorForData(run.model.config, data),
     metrics: state.metrics.map(({ epoch, train_loss, train_acc, test_loss, test_acc, lr }) => ({
       epoch,
       train_loss,
@@ -619,7 +615,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const stop = stopListener(options.signal); // first: a Ctrl-C during setup stops before training
   try {
-    const run = options.resume ? await resumeRun(options, log) : newRun(options);
+    const run = options.resume ? await resumeRun(options, log) : newRun(options, log);
     const { state, data, out } = run;
     const o = state.options;
     const result = (interrupted: boolean, alreadyFinished = false): TrainResult => ({
