@@ -637,8 +637,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       return result(false, true);
     }
     if (options.resume) log(`resuming ${out} at epoch ${state.epoch + 1}, step ${state.step}`);
-    const interrupted = await trainEpochs(run, options, stop.stopped, log);
-    run.opt.dispose();
+    let interrupted: boolean;
+    try {
+      interrupted = await trainEpochs(run, options, stop.stopped, log);
+    } catch (e) {
+      run.model.dispose(); // the caller never gets it
+      throw e;
+    } finally {
+      run.opt.dispose();
+    }
     if (!interrupted && options.plots !== false) {
       await writePlots(out, run.model, data, state.metrics);
       log(`wrote ${join(out, 'curves.png')} and ${join(out, 'attention.png')}`);
