@@ -10,7 +10,7 @@ import { numberFlag } from './options.js';
 import { evalCommand } from './run.js';
 import { invertMode, predictCommand } from './predict.js';
 import { attentionCommand } from './attention.js';
-import { train } from '../train/trainer.js';
+import { epochs, train } from '../train/trainer.js';
 
 const program = new Command();
 program
@@ -60,8 +60,8 @@ const nonNegative = (flag: string) => numberFlag(flag, { min: 0 });
 program
   .command('train', { isDefault: false })
   .description('train a ViT (default: the tiny ViT on the embedded MNIST)')
-  .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir>', 'mnist')
-  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json>', 'tiny')
+  .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir> (default: mnist)')
+  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json> (default: tiny)')
   .option('--epochs <n>', 'epochs (default: the recipe of the config)', positiveInt('epochs'))
   .option('--batch-size <n>', 'batch size', positiveInt('batch-size'))
   .option('--lr <x>', 'peak learning rate (one-cycle schedule)', numberFlag('lr', { above: 0 }))
@@ -73,48 +73,64 @@ program
     'random shift augmentation in pixels (0: off)',
     numberFlag('shift', { integer: true, min: 0 }),
   )
-  .option('--seed <n>', 'random seed', numberFlag('seed', { integer: true }), 0)
+  .option('--seed <n>', 'random seed (default: 0)', numberFlag('seed', { integer: true }))
   .option(
     '--workers <n>',
     'extra threads computing gradients (data parallel; default: 1 with 2 or more CPUs, else 0)',
     numberFlag('workers', { integer: true, min: 0 }),
   )
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
-  .option('--resume', 'continue the run in --out where it stopped')
+  .option('--resume', 'continue the run in --out where it stopped, with its own options')
   .option('--limit-train <n>', 'use only this many training images', positiveInt('limit-train'))
   .option('--limit-test <n>', 'use only this many test images', positiveInt('limit-test'))
   .action(async (o: Record<string, unknown>) => {
-    const backend = await start();
-    const out = (o.out as string | undefined) ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    if (o.resume && o.out === undefined)
-      throw new UsageError('--resume needs --out <dir> of the run to continue');
-    const started = performance.now();
-    const result = await train({
-      data: o.data as string,
-      config: o.config as string,
-      epochs: o.epochs as number | undefined,
-      batchSize: o.batchSize as number | undefined,
-      lr: o.lr as number | undefined,
-      weightDecay: o.weightDecay as number | undefined,
-      labelSmoothing: o.labelSmoothing as number | undefined,
-      clip: o.clip as number | undefined,
-      shift: o.shift as number | undefined,
-      seed: o.seed as number,
-      workers: (o.workers as number | undefined) ?? (availableParallelism() >= 2 ? 1 : 0),
-      out,
-      resume: Boolean(o.resume),
-      limitTrain: o.limitTrain as number | undefined,
-      limitTest: o.limitTest as number | undefined,
-    });
-    const last = result.metrics.at(-1);
-    const wall = (performance.now() - started) / 1000;
-    if (last) {
-      console.log(
-        `done on ${backend} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${last.epoch} epochs`,
-      );
+    // Ctrl-C from here on stops training cleanly (a checkpoint is saved once training has begun).
+    const stop = new AbortController();
+    const onSigint = () => stop.abort();
+    process.on('SIGINT', onSigint);
+    try {
+      const backend = await start();
+      const out = (o.out as string | undefined) ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      if (o.resume && o.out === undefined)
+        throw new UsageError('--resume needs --out <dir> of the run to continue');
+      if (stop.signal.aborted) {
+        console.log('interrupted before training started: nothing was written');
+        return;
+      }
+      const started = performance.now();
+      const result = await train({
+        data: o.data as string | undefined,
+        config: o.config as string | undefined,
+        epochs: o.epochs as number | undefined,
+        batchSize: o.batchSize as number | undefined,
+        lr: o.lr as number | undefined,
+        weightDecay: o.weightDecay as number | undefined,
+        labelSmoothing: o.labelSmoothing as number | undefined,
+        clip: o.clip as number | undefined,
+        shift: o.shift as number | undefined,
+        seed: o.seed as number | undefined,
+        // a resumed run keeps its own number of workers unless --workers is given
+        workers:
+          (o.workers as number | undefined) ?? (o.resume ? undefined : availableParallelism() >= 2 ? 1 : 0),
+        out,
+        resume: Boolean(o.resume),
+        limitTrain: o.limitTrain as number | undefined,
+        limitTest: o.limitTest as number | undefined,
+        signal: stop.signal,
+      });
+      result.model.dispose();
+      if (result.alreadyFinished || result.interrupted) return;
+      const last = result.metrics.at(-1);
+      const wall = (performance.now() - started) / 1000;
+      if (last) {
+        console.log(
+          `done on ${backend} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${epochs(last.epoch)}`,
+        );
+      }
+      console.log(`model, checkpoint, metrics.jsonl, curves.png and attention.png are in ${out}`);
+    } finally {
+      process.off('SIGINT', onSigint);
     }
-    console.log(`checkpoint, metrics.jsonl, curves.png and attention.png are in ${out}`);
-    result.model.dispose();
   });
 
 program
