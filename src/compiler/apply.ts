@@ -2,7 +2,7 @@
 import { tf } from '../tf.js';
 import { EinopsError } from '../errors.js';
 import { bytesPerElement, checkAllocation } from './limits.js';
-import { peakElements, type Plan, type Step } from './plan.js';
+import { planFootprint, type Plan, type Step } from './plan.js';
 import type { Operation } from './recipe.js';
 
 /** A custom reduction: receives the tensor and the (positive) axes to reduce. */
@@ -156,9 +156,8 @@ export function checkPlanInput(plan: Plan, x: tf.Tensor, reduction?: ReductionFn
       rule: 'mean-of-non-float',
     });
   }
-  const peak = peakElements(plan);
-  // Two intermediates can be alive at once (a step's input and output).
-  checkAllocation(peak, x.dtype, 'result', peak * bytesPerElement(x.dtype));
+  const { peak, total } = planFootprint(plan);
+  checkAllocation(peak, x.dtype, 'result', (total - peak) * bytesPerElement(x.dtype));
 }
 
 /**

@@ -170,27 +170,37 @@ export function stepShapes(shape: readonly number[], steps: readonly Step[]): nu
   });
 }
 
-const peaks = new WeakMap<Plan, number>();
+const footprints = new WeakMap<Plan, { peak: number; total: number }>();
 
 /**
- * Elements of the largest tensor a plan makes (reshapes share their input's data, so they count 0).
+ * What running a plan allocates, in elements: its largest tensor (`peak`) and all of them together
+ * (`total`: applyPlan runs under one tf.tidy, so intermediates live until it ends). Reshapes share
+ * their input's data and count 0.
  *
  * @example
- * peakElements(makePlan(recipe, 'repeat', [2], new Map([['b', 3]]))); // 6 for 'a -> a b'
+ * planFootprint(planFor('repeat', 'a -> a b', [2], new Map([['b', 3]]))); // { peak: 6, total: 6 }
  */
-export function peakElements(plan: Plan): number {
-  let peak = peaks.get(plan);
-  if (peak === undefined) {
+export function planFootprint(plan: Plan): { peak: number; total: number } {
+  let footprint = footprints.get(plan);
+  if (footprint === undefined) {
     const shapes = stepShapes(plan.inputShape, plan.steps);
-    peak = plan.steps.reduce((m, s, i) => (s.kind === 'reshape' ? m : Math.max(m, sizeOf(shapes[i]))), 0);
-    peaks.set(plan, peak);
+    let peak = 0;
+    let total = 0;
+    plan.steps.forEach((s, i) => {
+      if (s.kind === 'reshape') return;
+      peak = Math.max(peak, sizeOf(shapes[i]));
+      total += sizeOf(shapes[i]);
+    });
+    footprint = { peak, total };
+    footprints.set(plan, footprint);
   }
-  return peak;
+  return footprint;
 }
 
 /** Freezes a plan and everything in it: plans are shared through the cache. */
 export function deepFreeze<T>(x: T): T {
-  if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) {
+  // Recurse into frozen objects too: a step frozen by itself may still hold mutable arrays.
+  if (typeof x === 'object' && x !== null) {
     for (const v of Object.values(x)) deepFreeze(v);
     Object.freeze(x);
   }
