@@ -4,7 +4,7 @@
 // keeps the symbol (one symbolic dim per target, written -1 in ONNX).
 import { CompileError } from '../errors.js';
 import type { Plan } from '../compiler/plan.js';
-import type { EinsumPlan } from '../compiler/einsum.js';
+import type { EinsumPlan } from '../compiler/index.js';
 import type { StandIns } from './dims.js';
 import type { Sym } from './builder.js';
 import type { ReduceOp } from './kinds.js';

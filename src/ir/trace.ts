@@ -3,7 +3,7 @@
 // same errors as the eager path (src/ops.ts); failures become CompileErrors naming op and pattern.
 import { CompileError, EinopsError } from '../errors.js';
 import type { Plan } from '../compiler/plan.js';
-import type { EinsumPlan } from '../compiler/einsum.js';
+import type { EinsumPlan } from '../compiler/index.js';
 import type { Operation } from '../compiler/recipe.js';
 import { Sym } from './builder.js';
 import { fmtShape, isSym, numel, StandIns, type Dim } from './dims.js';
