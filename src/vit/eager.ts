@@ -62,11 +62,14 @@ export function eagerOps(opts: EagerOptions = {}): VitOps<tf.Tensor> {
     patchEmbed: embed,
     layerNorm,
     activation,
-    softmax: (x) => tf.softmax(x),
+    attention: (q, k, v, scale, rate) => {
+      const probs = tf.softmax(tf.mul(einsum('b h q d, b h k d -> b h q k', q, k), scale));
+      const out = einsum('b h q k, b h k d -> b h q d', dropout(probs, rate, seeds), v);
+      return { out, probs };
+    },
     add: (a, b) => tf.add(a, b),
     addBroadcast,
     mul: (x, b) => tf.mul(x, b),
-    scale: (x, s) => tf.mul(x, s),
     dropout: (x, rate) => dropout(x, rate, seeds),
   };
 }

@@ -40,9 +40,8 @@ export function selfAttention<T, D>(
   const [q, k, v] = ops
     .linearSplit(x, p.qkv.weight, p.qkv.bias, 3)
     .map((t) => ops.rearrange(t, 'b n (h d) -> b h n d', { h: heads }));
-  const scores = ops.scale(ops.einsum('b h q d, b h k d -> b h q k', q, k), (dim / heads) ** -0.5);
-  const probs = ops.softmax(scores);
-  const attended = ops.einsum('b h q k, b h k d -> b h q d', ops.dropout(probs, rates.attention), v);
+  // softmax(q·kᵀ / √d)·v per head; eager.ts writes it as two einsum patterns.
+  const { out: attended, probs } = ops.attention(q, k, v, (dim / heads) ** -0.5, rates.attention);
   const merged = ops.rearrange(attended, 'b h n d -> b n (h d)');
   const out = ops.dropout(ops.linear(merged, p.proj.weight, p.proj.bias), rates.hidden);
   return { out, probs };

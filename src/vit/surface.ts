@@ -41,16 +41,18 @@ export interface VitOps<T, D = number> {
   /** LayerNorm over the last axis (biased variance, eps inside the root). */
   layerNorm(x: T, gamma: T, beta: T, eps: number): T;
   activation(x: T, name: HiddenAct): T;
-  /** Softmax over the last axis. */
-  softmax(x: T): T;
+  /**
+   * Scaled dot-product attention over `[N, heads, T, d]` q, k, v: `softmax(q·kᵀ·scale)` (the
+   * probabilities, before dropout) and the attended values `[N, heads, T, d]`. Dropout at
+   * `dropoutRate` applies to the probabilities in training.
+   */
+  attention(q: T, k: T, v: T, scale: number, dropoutRate: number): { out: T; probs: T };
   /** Elementwise sum of two tensors of one shape (the residual connections). */
   add(a: T, b: T): T;
   /** `x + b` with `b` broadcast over x's leading axes (position table). */
   addBroadcast(x: T, b: T): T;
   /** Elementwise product, `b` broadcast over x's leading axes (LayerScale). */
   mul(x: T, b: T): T;
-  /** `x * s` for a number `s`. */
-  scale(x: T, s: number): T;
   /** Inverted dropout at `rate` in training; identity otherwise. */
   dropout(x: T, rate: number): T;
 }
