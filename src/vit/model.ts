@@ -9,7 +9,8 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
 import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
 import { loadCheckpoint, toHuggingFace } from './weights.js';
-import { buildParams, expectedParameters, flattenParams, type ViTParams } from './params.js';
+import { buildParams, expectedParameters, flattenParams, mapParams, type ViTParams } from './params.js';
+import type { CompiledViT, CompileOptions } from './compiled.js';
 import { eagerOps } from './eager.js';
 import { vitNetwork, type NetworkRates } from './network.js';
 import { resamplePosEmbed, sincosPosEmbed2d } from './posembed.js';
@@ -402,6 +403,27 @@ export class ViT {
     }
     writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...opts.metadata });
     writeJsonAtomic(join(dir, 'config.json'), json);
+  }
+
+  /**
+   * Compiles the model whole: traces the network into one graph, optimises it, emits ONNX and opens an
+   * onnxruntime session. The result has `forward` / `predict` with this model's contract (async) and
+   * its own copy of the weights. Throws RuntimeFailure when onnxruntime cannot load on this machine.
+   *
+   * @example
+   * const fast = await model.compile({ batch: 'dynamic', outputAttentions: true });
+   * const { logits, attentions } = await fast.forward(pixels, { outputAttentions: true });
+   * await fast.dispose();
+   */
+  async compile(opts: CompileOptions = {}): Promise<CompiledViT> {
+    this.checkAlive('compile');
+    // Loaded on first use: eager-only users never load the ONNX emitter.
+    const { CompiledViT } = await import('./compiled.js');
+    const data = mapParams(this.config, this.params, (v) => ({
+      shape: [...v.shape],
+      data: v.dataSync() as Float32Array,
+    }));
+    return CompiledViT.create(this.config, data, opts);
   }
 
   /** Frees every variable; the model is unusable afterwards. */
