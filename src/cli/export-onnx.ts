@@ -39,7 +39,8 @@ export async function exportOnnxCommand(dir: string, out: string, opts: ExportOp
     }));
     const graph = vitGraph(cfg, data, {
       batch,
-      outputFeatures: Boolean(opts.hiddenStates || opts.attentions),
+      outputPreLogits: Boolean(opts.hiddenStates || opts.attentions),
+      outputLastHiddenState: Boolean(opts.hiddenStates || opts.attentions),
       outputHiddenStates: opts.hiddenStates,
       outputAttentions: opts.attentions,
     });

@@ -77,7 +77,7 @@ export async function attentionCommand(
         attentionRollout(o.attentions!, grid, grid).dataSync() as Float32Array,
       ];
     });
-    tf.dispose([pixels, o.logits, o.preLogits, o.lastHiddenState, ...o.attentions!]);
+    tf.dispose([pixels, o.logits, ...o.attentions!]);
     const cells: RgbImage[] = [];
     images.forEach((img, i) => {
       const side = 224;

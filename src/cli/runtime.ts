@@ -4,7 +4,7 @@ import { tf } from '../tf.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import { loadOnnxruntime, onnxruntimeUnavailable } from '../onnx/runtime.js';
 import { ViT, type ForwardOutput, type Prediction } from '../vit/model.js';
-import type { CompiledViT } from '../vit/compiled.js';
+import type { CompiledForwardOptions, CompiledViT } from '../vit/compiled.js';
 import type { Dataset } from '../train/data.js';
 import { confusionMatrix } from '../train/metrics.js';
 
@@ -30,10 +30,7 @@ export interface ModelRunner {
   readonly model: ViT;
   /** 'onnxruntime' or 'tfjs'. */
   readonly runtime: 'onnxruntime' | 'tfjs';
-  forward(
-    pixels: tf.Tensor,
-    opts?: { outputAttentions?: boolean; outputHiddenStates?: boolean },
-  ): Promise<ForwardOutput>;
+  forward(pixels: tf.Tensor, opts?: CompiledForwardOptions): Promise<ForwardOutput>;
   predict(pixels: tf.Tensor, k: number): Promise<{ probs: tf.Tensor; top: Prediction[][] }>;
   dispose(): Promise<void>;
 }
@@ -41,9 +38,11 @@ export interface ModelRunner {
 /** Options of {@link openModel}. */
 export interface OpenOptions {
   runtime?: RuntimeChoice;
-  /** Compile the attention maps in (for `attention` and conformance). */
+  /** Outputs beyond the logits to compile in (for `attention` and conformance). */
   outputAttentions?: boolean;
   outputHiddenStates?: boolean;
+  outputPreLogits?: boolean;
+  outputLastHiddenState?: boolean;
   /** Where to say that onnxruntime was not available (default: stderr). */
   warn?: (message: string) => void;
 }
@@ -67,6 +66,8 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
         const compiled = await model.compile({
           outputAttentions: opts.outputAttentions,
           outputHiddenStates: opts.outputHiddenStates,
+          outputPreLogits: opts.outputPreLogits,
+          outputLastHiddenState: opts.outputLastHiddenState,
         });
         return compiledRunner(model, compiled);
       }
@@ -136,7 +137,7 @@ export async function evaluateRunner(
       const l = tf.losses.softmaxCrossEntropy(labels, out.logits, undefined, 0, tf.Reduction.SUM);
       return [l.dataSync()[0], tf.argMax(out.logits, 1).dataSync() as Int32Array];
     });
-    tf.dispose([x, out.logits, out.preLogits, out.lastHiddenState]);
+    tf.dispose([x, out.logits]);
     lossSum += loss;
     predictions.set(pred, at);
   }

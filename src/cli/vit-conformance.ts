@@ -26,16 +26,22 @@ export async function runVitFolder(
   tally: Tally,
   runtime: RuntimeChoice = 'tfjs',
 ): Promise<void> {
-  const runner = await openModel(dir, { runtime, outputHiddenStates: true, outputAttentions: true });
+  const all = {
+    outputHiddenStates: true,
+    outputAttentions: true,
+    outputPreLogits: true,
+    outputLastHiddenState: true,
+  };
+  const runner = await openModel(dir, { runtime, ...all });
   let io: SafetensorsFile | undefined;
   try {
     io = openSafetensors(join(dir, 'io.safetensors'));
     const pixels = io.readTensor('pixel_values');
-    const out = await runner.forward(pixels, { outputHiddenStates: true, outputAttentions: true });
+    const out = await runner.forward(pixels, all);
     const produced: Array<[string, tf.Tensor]> = [
       ['logits', out.logits],
-      ['pre_logits', out.preLogits],
-      ['last_hidden_state', out.lastHiddenState],
+      ['pre_logits', out.preLogits!],
+      ['last_hidden_state', out.lastHiddenState!],
       ...(out.hiddenStates ?? []).map((t, i): [string, tf.Tensor] => [`hidden_states.${i}`, t]),
       ...(out.attentions ?? []).map((t, i): [string, tf.Tensor] => [`attentions.${i}`, t]),
     ];

@@ -16,14 +16,19 @@ import { PIXEL_INPUT, traceViT } from './trace.js';
 
 /** Options of `ViT.compile`. */
 export interface CompileOptions {
-  /** Also output `pre_logits` and `last_hidden_state` (default true; `forward` returns them when asked). */
-  outputFeatures?: boolean;
   /** A fixed batch size, or 'dynamic' (default): any batch. */
   batch?: 'dynamic' | number;
-  /** Make `hiddenStates` available to `forward` (they are graph outputs only when asked for here). */
+  /**
+   * Make `hiddenStates` available to `forward`. Each optional output is a graph output only when
+   * compiled in, so a model compiled for logits computes and copies nothing else.
+   */
   outputHiddenStates?: boolean;
   /** Make `attentions` available to `forward`. */
   outputAttentions?: boolean;
+  /** Make `preLogits` available to `forward`. */
+  outputPreLogits?: boolean;
+  /** Make `lastHiddenState` available to `forward`. */
+  outputLastHiddenState?: boolean;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
   /** ONNX forms of attention / LayerNorm / GELU (default: the fastest measured; see src/onnx). */
@@ -31,10 +36,17 @@ export interface CompileOptions {
 }
 
 /** Options of {@link CompiledViT.forward}: the outputs to return (each must have been compiled in). */
-export interface CompiledForwardOptions {
-  outputHiddenStates?: boolean;
-  outputAttentions?: boolean;
-}
+export type CompiledForwardOptions = Pick<
+  CompileOptions,
+  'outputHiddenStates' | 'outputAttentions' | 'outputPreLogits' | 'outputLastHiddenState'
+>;
+
+const OPTIONAL_OUTPUTS = [
+  'outputHiddenStates',
+  'outputAttentions',
+  'outputPreLogits',
+  'outputLastHiddenState',
+] as const;
 
 /**
  * Traces a model's forward pass into an optimised graph (not yet emitted or loaded).
@@ -46,7 +58,8 @@ export function vitGraph(cfg: ViTConfig, params: ViTParams<TensorData>, opts: Co
   return optimize(
     traceViT(cfg, params, {
       batch: opts.batch,
-      outputFeatures: opts.outputFeatures ?? true,
+      outputPreLogits: opts.outputPreLogits,
+      outputLastHiddenState: opts.outputLastHiddenState,
       outputHiddenStates: opts.outputHiddenStates,
       outputAttentions: opts.outputAttentions,
     }),
@@ -85,7 +98,7 @@ export class CompiledViT {
     params: ViTParams<TensorData>,
     opts: CompileOptions = {},
   ): Promise<CompiledViT> {
-    const graph = vitGraph(cfg, params, { ...opts, outputFeatures: true });
+    const graph = vitGraph(cfg, params, opts);
     const onnx = toOnnx(graph, { ...opts.emit, metadata: { config: JSON.stringify(cfg) } });
     const session = await OnnxSession.create(onnx, { source: 'the compiled ViT', threads: opts.threads });
     return new CompiledViT(cfg, opts, graph, onnx, session);
@@ -122,7 +135,7 @@ export class CompiledViT {
    * const { logits } = await fast.forward(pixels);
    */
   async forward(pixels: tf.Tensor, opts: CompiledForwardOptions = {}): Promise<ForwardOutput> {
-    for (const key of ['outputHiddenStates', 'outputAttentions'] as const) {
+    for (const key of OPTIONAL_OUTPUTS) {
       if (opts[key] && !this.options[key]) {
         throw new UsageError(
           `CompiledViT.forward: ${key} was not compiled in; compile with { ${key}: true }`,
@@ -140,11 +153,9 @@ export class CompiledViT {
       return t;
     };
     const L = this.config.num_hidden_layers;
-    const result: ForwardOutput = {
-      logits: take('logits'),
-      preLogits: take('pre_logits'),
-      lastHiddenState: take('last_hidden_state'),
-    };
+    const result: ForwardOutput = { logits: take('logits') };
+    if (opts.outputPreLogits) result.preLogits = take('pre_logits');
+    if (opts.outputLastHiddenState) result.lastHiddenState = take('last_hidden_state');
     if (opts.outputHiddenStates)
       result.hiddenStates = Array.from({ length: L + 1 }, (_, i) => take(`hidden_states.${i}`));
     if (opts.outputAttentions)
@@ -165,9 +176,9 @@ export class CompiledViT {
         rule: 'no-head',
       });
     }
-    const out = await this.forward(pixels);
-    const probs = tf.softmax(out.logits);
-    tf.dispose([out.logits, out.preLogits, out.lastHiddenState]);
+    const { logits } = await this.forward(pixels);
+    const probs = tf.softmax(logits);
+    logits.dispose();
     return { probs, top: topClasses(probs, k, this.config) };
   }
 

@@ -107,8 +107,10 @@ export interface TraceOptions {
   outputHiddenStates?: boolean;
   /** Also output `attentions.0` ... `attentions.{L-1}`. */
   outputAttentions?: boolean;
-  /** Also output `pre_logits` and `last_hidden_state`. */
-  outputFeatures?: boolean;
+  /** Also output `pre_logits`. */
+  outputPreLogits?: boolean;
+  /** Also output `last_hidden_state`. */
+  outputLastHiddenState?: boolean;
 }
 
 /** Name of the graph input (HF's name, so exported files drop in where transformers.js expects it). */
@@ -144,10 +146,8 @@ export function traceViT(cfg: ViTConfig, params: ViTParams<TensorData>, opts: Tr
   const ops = traceOps(g, { attentionMaps: opts.outputAttentions });
   const out = vitNetwork(ops, cfg, tree, pixels, positions, { hidden: 0, attention: 0 });
   const outputs: Record<string, Sym> = { logits: out.logits };
-  if (opts.outputFeatures) {
-    outputs.pre_logits = out.preLogits;
-    outputs.last_hidden_state = out.lastHiddenState;
-  }
+  if (opts.outputPreLogits) outputs.pre_logits = out.preLogits;
+  if (opts.outputLastHiddenState) outputs.last_hidden_state = out.lastHiddenState;
   if (opts.outputHiddenStates) out.hiddenStates.forEach((h, i) => (outputs[`hidden_states.${i}`] = h));
   if (opts.outputAttentions) out.attentions.forEach((a, i) => (outputs[`attentions.${i}`] = a));
   return g.build(outputs);

@@ -50,20 +50,22 @@ describe('ViT.compile on the reference folders', () => {
     '%s: logits, every hidden state and attention map within 1e-5',
     async (folder) => {
       const model = await ViT.fromPretrained(join(REF, folder));
-      const fast = await model.compile({
+      const all = {
         outputHiddenStates: true,
         outputAttentions: true,
-        threads: THREADS,
-      });
+        outputPreLogits: true,
+        outputLastHiddenState: true,
+      };
+      const fast = await model.compile({ ...all, threads: THREADS });
       const io = readIo(join(REF, folder));
       const pv = io.get('pixel_values')!;
       const pixels = tf.tensor(pv.data, pv.shape);
       const before = tf.memory().numTensors;
-      const out = await fast.forward(pixels, { outputHiddenStates: true, outputAttentions: true });
+      const out = await fast.forward(pixels, all);
       const produced: Array<[string, tf.Tensor]> = [
         ['logits', out.logits],
-        ['pre_logits', out.preLogits],
-        ['last_hidden_state', out.lastHiddenState],
+        ['pre_logits', out.preLogits!],
+        ['last_hidden_state', out.lastHiddenState!],
         ...out.hiddenStates!.map((t, i): [string, tf.Tensor] => [`hidden_states.${i}`, t]),
         ...out.attentions!.map((t, i): [string, tf.Tensor] => [`attentions.${i}`, t]),
       ];
@@ -156,20 +158,28 @@ describe('CompiledViT contract', () => {
     const x = tf.randomUniform([2, 1, 28, 28], -1, 1, 'float32', 3);
     const before = tf.memory().numTensors;
     const plain = await fast.forward(x);
-    expect(plain.attentions).toBeUndefined();
-    expect(plain.hiddenStates).toBeUndefined();
+    expect(Object.keys(plain)).toEqual(['logits']);
+    // Only logits and the compiled-in maps are graph outputs.
+    expect(fast.graph.outputs.map((o) => o.name)).toEqual([
+      'logits',
+      'attentions.0',
+      'attentions.1',
+      'attentions.2',
+      'attentions.3',
+    ]);
     const eager = model.forward(x);
     expect(relError(plain.logits.dataSync(), eager.logits.dataSync())).toBeLessThanOrEqual(TOL);
     const withMaps = await fast.forward(x, { outputAttentions: true });
     expect(withMaps.attentions!.map((a) => a.shape)).toEqual(Array(4).fill([2, 4, 17, 17]));
     const { probs, top } = await fast.predict(x, 3);
     expect(top[0]).toHaveLength(3);
-    tf.dispose([plain.logits, plain.preLogits, plain.lastHiddenState, probs]);
-    tf.dispose([withMaps.logits, withMaps.preLogits, withMaps.lastHiddenState, ...withMaps.attentions!]);
-    tf.dispose([eager.logits, eager.preLogits, eager.lastHiddenState]);
+    tf.dispose([plain.logits, probs, withMaps.logits, ...withMaps.attentions!, eager.logits]);
     expect(tf.memory().numTensors).toBe(before);
 
     await expect(fast.forward(x, { outputHiddenStates: true })).rejects.toThrow(UsageError);
+    await expect(fast.forward(x, { outputPreLogits: true })).rejects.toThrow(
+      /compile with \{ outputPreLogits: true \}/,
+    );
     const wrong = tf.zeros([2, 1, 32, 32]);
     await expect(fast.forward(wrong)).rejects.toThrow(EinopsError);
     await expect(fast.forward(wrong)).rejects.toThrow(
