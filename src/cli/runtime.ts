@@ -1,7 +1,7 @@
 // `--runtime` of predict / eval / attention / conformance: the compiled model on onnxruntime where it
 // loads (the default), or the eager tfjs model. One interface for both, so the commands are written once.
 import { tf } from '../tf.js';
-import { RuntimeFailure, UsageError } from '../errors.js';
+import { EinvitError, RuntimeFailure, UsageError } from '../errors.js';
 import { loadOnnxruntime, onnxruntimeUnavailable } from '../onnx/runtime.js';
 import { ViT, type ForwardOutput, type Prediction } from '../vit/model.js';
 import type { CompiledForwardOptions, CompiledViT } from '../vit/compiled.js';
@@ -61,19 +61,27 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
   const model = await ViT.fromPretrained(dir);
   try {
     if (choice !== 'tfjs') {
+      const warn = opts.warn ?? ((m: string) => console.error(`einvit: ${m}`));
       const ort = await loadOnnxruntime();
       if (ort) {
-        const compiled = await model.compile({
-          outputAttentions: opts.outputAttentions,
-          outputHiddenStates: opts.outputHiddenStates,
-          outputPreLogits: opts.outputPreLogits,
-          outputLastHiddenState: opts.outputLastHiddenState,
-        });
-        return compiledRunner(model, compiled);
+        try {
+          const compiled = await model.compile({
+            outputAttentions: opts.outputAttentions,
+            outputHiddenStates: opts.outputHiddenStates,
+            outputPreLogits: opts.outputPreLogits,
+            outputLastHiddenState: opts.outputLastHiddenState,
+          });
+          return compiledRunner(model, compiled);
+        } catch (e) {
+          // 'auto' promises an answer: a model the compiler or onnxruntime cannot take runs on tfjs.
+          if (choice === 'onnxruntime' || !(e instanceof EinvitError)) throw e;
+          warn(`cannot run ${dir} on onnxruntime (${e.message.split('\n')[0]}); using the tfjs path`);
+          return eagerRunner(model);
+        }
       }
       const why = onnxruntimeUnavailable() ?? 'onnxruntime-node could not be loaded';
       if (choice === 'onnxruntime') throw new RuntimeFailure(why, { rule: 'onnxruntime-unavailable' });
-      (opts.warn ?? ((m: string) => console.error(`einvit: ${m}`)))(why);
+      warn(why);
     }
     return eagerRunner(model);
   } catch (e) {

@@ -5,11 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { ready } from '../../src/backends/index.js';
-import { RuntimeFailure, UsageError } from '../../src/errors.js';
+import { CompileError, RuntimeFailure, UsageError } from '../../src/errors.js';
+import { ViT } from '../../src/vit/model.js';
 import { openModel, parseRuntime } from '../../src/cli/runtime.js';
 
+const fakeOrt = vi.hoisted(() => ({ loads: false }));
 vi.mock('../../src/onnx/runtime.js', () => ({
-  loadOnnxruntime: () => Promise.resolve(null),
+  loadOnnxruntime: () => Promise.resolve(fakeOrt.loads ? {} : null),
   onnxruntimeUnavailable: () => 'onnxruntime-node could not be loaded (test); using the tfjs path',
 }));
 
@@ -35,6 +37,26 @@ describe('runtime choice without onnxruntime', () => {
     expect(eager.runtime).toBe('tfjs');
     expect(warnings).toHaveLength(1);
     await eager.dispose();
+  });
+
+  it('auto runs on tfjs when onnxruntime loads but cannot take the model; forced, it is the error', async () => {
+    fakeOrt.loads = true;
+    const spy = vi
+      .spyOn(ViT.prototype, 'compile')
+      .mockRejectedValue(new CompileError('attention: not traceable here'));
+    try {
+      const warnings: string[] = [];
+      const runner = await openModel(PEER, { warn: (m) => warnings.push(m) });
+      expect(runner.runtime).toBe('tfjs');
+      expect(warnings[0]).toMatch(
+        /cannot run .*mnist-tiny.* on onnxruntime \(attention: not traceable here\); using the tfjs path/,
+      );
+      await runner.dispose();
+      await expect(openModel(PEER, { runtime: 'onnxruntime' })).rejects.toThrow(CompileError);
+    } finally {
+      spy.mockRestore();
+      fakeOrt.loads = false;
+    }
   });
 
   it('parses the flag', () => {
