@@ -34,8 +34,13 @@ program
   .requiredOption('--shape <dims>', 'input shape, e.g. 2,3,4')
   .option('--op <op>', 'rearrange | reduce | repeat', 'rearrange')
   .option('--reduction <name>', 'reduction for --op reduce', 'sum')
+  .option('--graph', 'print the IR graph (a name in --shape, e.g. N,3,32,32, is a symbolic batch)')
   .action(
-    async (pattern: string, lengths: string[], opts: { shape: string; op: string; reduction: string }) => {
+    async (
+      pattern: string,
+      lengths: string[],
+      opts: { shape: string; op: string; reduction: string; graph?: boolean },
+    ) => {
       await start();
       for (const line of explain(pattern, opts, lengths)) console.log(line);
     },
@@ -180,7 +185,7 @@ program
       attentions?: boolean;
     }) => {
       await start();
-      console.log(await exportOnnxCommand(o.model, o.out, o));
+      for (const line of await exportOnnxCommand(o.model, o.out, o)) console.log(line);
     },
   );
 

@@ -4,9 +4,8 @@
 import { tf } from '../tf.js';
 import { EinopsError, UsageError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
-import { optimize } from '../ir/passes.js';
-import { toOnnx, type EmitOptions } from '../onnx/emit.js';
-import { OnnxSession } from '../onnx/runtime.js';
+import type { EmitOptions } from '../onnx/emit.js';
+import { compileGraph, type CompiledProgram } from '../onnx/program.js';
 import type { ViTConfig } from './config.js';
 import type { ForwardOutput, Prediction } from './model.js';
 import { topClasses } from './model.js';
@@ -49,21 +48,19 @@ const OPTIONAL_OUTPUTS = [
 ] as const;
 
 /**
- * Traces a model's forward pass into an optimised graph (not yet emitted or loaded).
+ * Traces a model's forward pass into a graph with the outputs `opts` asks for (not yet optimised).
  *
  * @example
  * const graph = vitGraph(model.config, tree, { outputAttentions: true });
  */
 export function vitGraph(cfg: ViTConfig, params: ViTParams<TensorData>, opts: CompileOptions = {}): Graph {
-  return optimize(
-    traceViT(cfg, params, {
-      batch: opts.batch,
-      outputPreLogits: opts.outputPreLogits,
-      outputLastHiddenState: opts.outputLastHiddenState,
-      outputHiddenStates: opts.outputHiddenStates,
-      outputAttentions: opts.outputAttentions,
-    }),
-  );
+  return traceViT(cfg, params, {
+    batch: opts.batch,
+    outputPreLogits: opts.outputPreLogits,
+    outputLastHiddenState: opts.outputLastHiddenState,
+    outputHiddenStates: opts.outputHiddenStates,
+    outputAttentions: opts.outputAttentions,
+  });
 }
 
 /**
@@ -79,12 +76,18 @@ export class CompiledViT {
   private constructor(
     readonly config: ViTConfig,
     private readonly options: CompileOptions,
-    /** The optimised graph that runs. */
-    readonly graph: Graph,
-    /** The ONNX model bytes (what `einvit export-onnx` writes). */
-    readonly onnx: Uint8Array,
-    private readonly session: OnnxSession,
+    private readonly program: CompiledProgram,
   ) {}
+
+  /** The optimised graph that runs. */
+  get graph(): Graph {
+    return this.program.graph;
+  }
+
+  /** The ONNX model bytes (what `einvit export-onnx` writes). */
+  get onnx(): Uint8Array {
+    return this.program.onnx;
+  }
 
   /**
    * Compiles a model's parameters; throws RuntimeFailure when onnxruntime cannot load (callers that
@@ -98,10 +101,13 @@ export class CompiledViT {
     params: ViTParams<TensorData>,
     opts: CompileOptions = {},
   ): Promise<CompiledViT> {
-    const graph = vitGraph(cfg, params, opts);
-    const onnx = toOnnx(graph, { ...opts.emit, metadata: { config: JSON.stringify(cfg) } });
-    const session = await OnnxSession.create(onnx, { source: 'the compiled ViT', threads: opts.threads });
-    return new CompiledViT(cfg, opts, graph, onnx, session);
+    const program = await compileGraph(vitGraph(cfg, params, opts), {
+      ...opts.emit,
+      metadata: { config: JSON.stringify(cfg) },
+      source: 'the compiled ViT',
+      threads: opts.threads,
+    });
+    return new CompiledViT(cfg, opts, program);
   }
 
   private checkPixels(pixels: tf.Tensor): void {
@@ -146,7 +152,7 @@ export class CompiledViT {
       }
     }
     this.checkPixels(pixels);
-    const out = await this.session.run({ [PIXEL_INPUT]: pixels });
+    const out = await this.program.run({ [PIXEL_INPUT]: pixels });
     const take = (name: string): tf.Tensor => {
       const t = out[name];
       delete out[name];
@@ -184,6 +190,6 @@ export class CompiledViT {
 
   /** Releases the onnxruntime session. */
   async dispose(): Promise<void> {
-    await this.session.dispose();
+    await this.program.dispose();
   }
 }
