@@ -1,5 +1,6 @@
 // `einvit attention`: the attention sheet of image files (the drawing training's attention.png uses).
-import { ViT } from '../vit/model.js';
+import { tf } from '../tf.js';
+import { openModel, type RuntimeChoice } from './runtime.js';
 import { writePng } from '../image/png.js';
 import type { InvertMode } from '../image/preprocess.js';
 import {
@@ -24,13 +25,21 @@ export async function attentionCommand(
   paths: readonly string[],
   out: string,
   invert: InvertMode = 'auto',
+  runtime: RuntimeChoice = 'auto',
 ): Promise<string[]> {
-  const model = await ViT.fromPretrained(dir);
+  const runner = await openModel(dir, { runtime, outputAttentions: true });
   try {
+    const model = runner.model;
     const { pixels, inputs, mean, std } = loadInputs(dir, model, paths, invert);
     let maps: AttentionMaps;
     try {
-      maps = attentionMaps(model, pixels);
+      // The forward pass runs on the chosen engine (async); the maps are drawn from its outputs.
+      const out = await runner.forward(pixels, { outputAttentions: true });
+      try {
+        maps = attentionMaps({ config: model.config, forward: () => out }, pixels);
+      } finally {
+        tf.dispose([out.logits, ...(out.attentions ?? [])]);
+      }
     } finally {
       pixels.dispose();
     }
@@ -49,6 +58,6 @@ export async function attentionCommand(
     writePng(out, renderAttentionSheet(columns, maps.grid, title));
     return inputs.flatMap((x, i) => (x.note ? [`${paths[i]}: note: ${x.note}`] : []));
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }

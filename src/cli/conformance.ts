@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { readCases, runCase } from '../conformance/einops.js';
 import { runVitFolder } from './vit-conformance.js';
+import type { RuntimeChoice } from './runtime.js';
 
 export interface Tally {
   passed: number;
@@ -85,11 +86,12 @@ export function runJsonl(path: string, tally: Tally): void {
 export async function conformanceCommand(
   paths: readonly string[],
   backend: string,
+  runtime: RuntimeChoice = 'tfjs',
 ): Promise<{ lines: string[]; passed: number; failed: number }> {
   const tally: Tally = { passed: 0, failed: 0, lines: [] };
   for (const target of collectTargets(paths)) {
     if (target.kind === 'jsonl') runJsonl(target.path, tally);
-    else await runVitFolder(target.path, tally);
+    else await runVitFolder(target.path, tally, runtime);
   }
   if (tally.passed + tally.failed === 0) {
     throw new UsageError(

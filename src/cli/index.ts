@@ -10,6 +10,8 @@ import { numberFlag } from './options.js';
 import { evalCommand } from './run.js';
 import { invertMode, predictCommand } from './predict.js';
 import { attentionCommand } from './attention.js';
+import { parseRuntime } from './runtime.js';
+import { exportOnnxCommand } from './export-onnx.js';
 import { epochs, train } from '../train/trainer.js';
 
 const program = new Command();
@@ -52,9 +54,10 @@ program
     'run einops JSON Lines vectors and ViT reference folders (config.json + model.safetensors + io.safetensors)',
   )
   .argument('<paths...>', 'files or folders')
-  .action(async (paths: string[]) => {
+  .option('--runtime <name>', 'ViT folders on tfjs (default) or onnxruntime (the compiled model)', 'tfjs')
+  .action(async (paths: string[], o: { runtime: string }) => {
     const backend = await start();
-    const { lines, failed } = await conformanceCommand(paths, backend);
+    const { lines, failed } = await conformanceCommand(paths, backend, parseRuntime(o.runtime));
     for (const line of lines) console.log(line);
     process.exitCode = failed > 0 ? 1 : 0;
   });
@@ -143,9 +146,10 @@ program
   .description('accuracy, per-class accuracy and confusion matrix of a model on a test set')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir>', 'mnist')
-  .action(async (o: { model: string; data: string }) => {
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
+  .action(async (o: { model: string; data: string; runtime: string }) => {
     await start();
-    for (const line of await evalCommand(o.model, o.data)) console.log(line);
+    for (const line of await evalCommand(o.model, o.data, parseRuntime(o.runtime))) console.log(line);
   });
 
 const INVERT_HELP =
@@ -157,10 +161,12 @@ program
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--top <k>', 'how many classes (at most the number of classes)', positiveInt('top'), 5)
   .option('--invert <mode>', INVERT_HELP, 'auto')
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; top: number; invert: string }) => {
+  .action(async (images: string[], o: { model: string; top: number; invert: string; runtime: string }) => {
     await start();
-    for (const line of await predictCommand(o.model, images, o.top, invertMode(o.invert))) console.log(line);
+    const lines = await predictCommand(o.model, images, o.top, invertMode(o.invert), parseRuntime(o.runtime));
+    for (const line of lines) console.log(line);
   });
 
 program
@@ -170,12 +176,40 @@ program
   .requiredOption('--out <file>', 'PNG to write')
   .option('--invert <mode>', INVERT_HELP, 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; out: string; invert: string }) => {
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
+  .action(async (images: string[], o: { model: string; out: string; invert: string; runtime: string }) => {
     await start();
-    for (const line of await attentionCommand(o.model, images, o.out, invertMode(o.invert)))
-      console.log(line);
+    const lines = await attentionCommand(
+      o.model,
+      images,
+      o.out,
+      invertMode(o.invert),
+      parseRuntime(o.runtime),
+    );
+    for (const line of lines) console.log(line);
     console.log(`wrote ${o.out}`);
   });
+
+program
+  .command('export-onnx')
+  .description('write a model folder as one ONNX file (opset 17, dynamic batch) for onnxruntime')
+  .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
+  .requiredOption('--out <file>', '.onnx file to write')
+  .option('--batch <n>', "'dynamic' or a fixed batch size", 'dynamic')
+  .option('--hidden-states', 'also output every hidden state')
+  .option('--attentions', 'also output every attention map')
+  .action(
+    async (o: {
+      model: string;
+      out: string;
+      batch: string;
+      hiddenStates?: boolean;
+      attentions?: boolean;
+    }) => {
+      await start();
+      for (const line of await exportOnnxCommand(o.model, o.out, o)) console.log(line);
+    },
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof EinvitError) {

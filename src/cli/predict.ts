@@ -2,7 +2,8 @@
 import { basename } from 'node:path';
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
-import { ViT } from '../vit/model.js';
+import type { ViT } from '../vit/model.js';
+import { openModel, type RuntimeChoice } from './runtime.js';
 import { preprocessingFor } from '../vit/preprocessor.js';
 import { loadImage } from '../image/decode.js';
 import { prepareImage, type InvertMode, type PreparedImage } from '../image/preprocess.js';
@@ -73,12 +74,13 @@ export async function predictCommand(
   paths: readonly string[],
   k = 5,
   invert: InvertMode = 'auto',
+  runtime: RuntimeChoice = 'auto',
 ): Promise<string[]> {
   if (!Number.isSafeInteger(k) || k < 1) throw new UsageError(`--top must be a positive integer, got ${k}`);
-  const model = await ViT.fromPretrained(dir);
+  const runner = await openModel(dir, { runtime });
   try {
-    const { pixels, inputs } = loadInputs(dir, model, paths, invert);
-    const { probs, top } = model.predict(pixels, k);
+    const { pixels, inputs } = loadInputs(dir, runner.model, paths, invert);
+    const { probs, top } = await runner.predict(pixels, k);
     tf.dispose([pixels, probs]);
     const lines: string[] = [];
     top.forEach((row, i) => {
@@ -88,7 +90,7 @@ export async function predictCommand(
     });
     return lines;
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }
 

@@ -1,6 +1,6 @@
 // The model commands of the CLI: eval here; predict and attention in predict.ts and attention.ts.
-import { ViT } from '../vit/model.js';
-import { checkFits, evaluateDetailed } from '../train/trainer.js';
+import { checkFits } from '../train/trainer.js';
+import { evaluateRunner, openModel, type RuntimeChoice } from './runtime.js';
 import { loadData } from '../train/datasets.js';
 import { formatConfusion, perClassAccuracy } from '../train/metrics.js';
 
@@ -9,16 +9,21 @@ export { loadInputs, predictCommand } from './predict.js';
 export { attentionCommand } from './attention.js';
 
 /** `einvit eval`: accuracy, per-class accuracy and the confusion matrix. */
-export async function evalCommand(dir: string, data: string): Promise<string[]> {
-  const model = await ViT.fromPretrained(dir);
+export async function evalCommand(
+  dir: string,
+  data: string,
+  runtime: RuntimeChoice = 'auto',
+): Promise<string[]> {
+  const runner = await openModel(dir, { runtime });
   try {
+    const model = runner.model;
     const split = loadData(data, {
       imageSize: model.config.image_size,
       channels: model.config.num_channels === 1 ? 1 : 3,
     });
     const ds = split.test;
     checkFits(model.config, ds);
-    const r = evaluateDetailed(model, ds);
+    const r = await evaluateRunner(runner, ds);
     const perClass = perClassAccuracy(r.matrix);
     return [
       `model ${dir} on ${ds.name} (${ds.count} test images)`,
@@ -29,6 +34,6 @@ export async function evalCommand(dir: string, data: string): Promise<string[]> 
       formatConfusion(r.matrix, ds.classNames),
     ];
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }

@@ -39,7 +39,7 @@ export interface AttentionMaps {
  * const maps = attentionMaps(model, pixels);
  * maps.predicted[0]; // { index: 7, label: '7', prob: 0.98 }
  */
-export function attentionMaps(model: ViT, pixels: tf.Tensor4D): AttentionMaps {
+export function attentionMaps(model: Pick<ViT, 'config' | 'forward'>, pixels: tf.Tensor4D): AttentionMaps {
   if (!model.config.class_token) {
     throw new UsageError('attention maps need a model with a class token (this one has class_token false)');
   }

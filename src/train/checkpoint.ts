@@ -181,7 +181,7 @@ export async function saveRunCheckpoint(
   const tag = { step: String(files.state.step) };
   io(`cannot create ${staging}`, () => mkdirSync(staging, { recursive: true }));
   stage('begin');
-  await model.save(staging, tag);
+  await model.save(staging, { metadata: tag });
   stage('model');
   const previous = io(`cannot save a checkpoint in ${run}`, () => {
     writeFileSync(join(staging, PREPROCESSOR_FILE), JSON.stringify(files.preprocessor, null, 2) + '\n');
