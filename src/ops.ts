@@ -14,6 +14,9 @@ import {
   type ReductionName,
 } from './compiler/recipe.js';
 import { planEinsum, runEinsum, type EinsumPlan } from './compiler/einsum.js';
+// [trace] symbolic tensors record IR instead of running tfjs (src/ir/trace.ts)
+import { isSymbolic, traceEinsum, tracePack, traceTransform, traceUnpack } from './ir/trace.js';
+import type { Sym } from './ir/builder.js';
 
 export type Tensor = tf.Tensor;
 /** A reduction name as in einops, or a function `(x, axes) => tensor`. */
@@ -226,7 +229,14 @@ function transform(
  * const y = rearrange(x, 'b h w c -> b c h w');            // [2, 4, 4, 3] -> [2, 3, 4, 4]
  * const patches = rearrange(img, 'b c (h p1) (w p2) -> b (h w) (c p1 p2)', { p1: 16, p2: 16 });
  */
-export function rearrange(x: Tensor | Tensor[], pattern: string, axesLengths?: AxesLengths): Tensor {
+export function rearrange(x: Tensor | Tensor[], pattern: string, axesLengths?: AxesLengths): Tensor;
+export function rearrange(x: Sym | Sym[], pattern: string, axesLengths?: AxesLengths): Sym;
+export function rearrange(
+  x: Tensor | Tensor[] | Sym | Sym[],
+  pattern: string,
+  axesLengths?: AxesLengths,
+): Tensor | Sym {
+  if (isSymbolic(x)) return traceTransform('rearrange', x as Sym, pattern, undefined, axesLengths, planFor); // [trace]
   return transform('rearrange', x, pattern, undefined, axesLengths);
 }
 
@@ -244,7 +254,15 @@ export function reduce(
   pattern: string,
   reduction: Reduction,
   axesLengths?: AxesLengths,
-): Tensor {
+): Tensor;
+export function reduce(x: Sym | Sym[], pattern: string, reduction: Reduction, axesLengths?: AxesLengths): Sym;
+export function reduce(
+  x: Tensor | Tensor[] | Sym | Sym[],
+  pattern: string,
+  reduction: Reduction,
+  axesLengths?: AxesLengths,
+): Tensor | Sym {
+  if (isSymbolic(x)) return traceTransform('reduce', x as Sym, pattern, reduction, axesLengths, planFor); // [trace]
   return transform('reduce', x, pattern, reduction, axesLengths);
 }
 
@@ -256,7 +274,14 @@ export function reduce(
  * repeat(cls, '() n e -> b n e', { b: 8 });                // broadcast a class token over the batch
  * repeat(img, 'h w -> (h 2) (w 2)');                       // nearest-neighbour upsampling
  */
-export function repeat(x: Tensor | Tensor[], pattern: string, axesLengths?: AxesLengths): Tensor {
+export function repeat(x: Tensor | Tensor[], pattern: string, axesLengths?: AxesLengths): Tensor;
+export function repeat(x: Sym | Sym[], pattern: string, axesLengths?: AxesLengths): Sym;
+export function repeat(
+  x: Tensor | Tensor[] | Sym | Sym[],
+  pattern: string,
+  axesLengths?: AxesLengths,
+): Tensor | Sym {
+  if (isSymbolic(x)) return traceTransform('repeat', x as Sym, pattern, undefined, axesLengths, planFor); // [trace]
   return transform('repeat', x, pattern, undefined, axesLengths);
 }
 
@@ -339,7 +364,16 @@ function product(xs: readonly number[]): number {
  * const [packed, shapes] = pack([cls, patches], 'b * e');  // [b,1,e] + [b,196,e] -> [b,197,e]
  * const [cls2, patches2] = unpack(packed, shapes, 'b * e');
  */
-export function pack(tensors: Tensor[], pattern: string): [Tensor, number[][]] {
+export function pack(tensors: Tensor[], pattern: string): [Tensor, number[][]];
+export function pack(tensors: Sym[], pattern: string): [Sym, number[][]];
+export function pack(input: Tensor[] | Sym[], pattern: string): [Tensor | Sym, number[][]] {
+  if (isSymbolic(input)) {
+    // [trace]
+    checkString(pattern, 'pack');
+    const sp = parsePackPattern(pattern, 'pack');
+    return tracePack(input, pattern, sp.star, sp.names.length - sp.star);
+  }
+  const tensors = input as Tensor[];
   checkString(pattern, 'pack');
   if (!Array.isArray(tensors)) {
     throw new EinopsError(`pack: expected an array of tensors, got ${describe(tensors)}`, {
@@ -414,8 +448,16 @@ function resolveShape(size: number, shape: readonly number[]): number[] | undefi
  * @example
  * const [a, b] = unpack(packed, [[1], [14, 14]], 'b * e'); // [b,197,e] -> [b,1,e], [b,14,14,e]
  */
-export function unpack(x: Tensor, packedShapes: readonly (readonly number[])[], pattern: string): Tensor[] {
+export function unpack(x: Tensor, packedShapes: readonly (readonly number[])[], pattern: string): Tensor[];
+export function unpack(x: Sym, packedShapes: readonly (readonly number[])[], pattern: string): Sym[];
+export function unpack(
+  x: Tensor | Sym,
+  packedShapes: readonly (readonly number[])[],
+  pattern: string,
+): Tensor[] | Sym[] {
   checkString(pattern, 'unpack');
+  if (isSymbolic(x))
+    return traceUnpack(x as Sym, packedShapes, pattern, parsePackPattern(pattern, 'unpack').star); // [trace]
   if (!isTensor(x))
     throw new EinopsError(`unpack: expected a tf.Tensor, got ${describe(x)}`, { rule: 'bad-argument' });
   const p = parsePackPattern(pattern, 'unpack');
@@ -534,8 +576,9 @@ function einsumOperands(source: string): { operands: string[][]; output: string[
  * const tr = einsum('i i ->', m);                             // trace
  */
 export function einsum(pattern: string, ...tensors: Tensor[]): Tensor;
+export function einsum(pattern: string, ...tensors: Sym[]): Sym;
 export function einsum(...tensorsAndPattern: [...Tensor[], string]): Tensor;
-export function einsum(...args: unknown[]): Tensor {
+export function einsum(...args: unknown[]): Tensor | Sym {
   let pattern: unknown;
   let tensors: unknown[];
   if (typeof args[0] === 'string') {
@@ -549,6 +592,14 @@ export function einsum(...args: unknown[]): Tensor {
   if (tensors.length === 0) {
     throw new EinopsError('einsum takes at least one tensor besides the pattern', {
       rule: 'einsum-backend-error',
+    });
+  }
+  if (isSymbolic(tensors)) {
+    // [trace]
+    const source = pattern;
+    return traceEinsum(source, tensors, (shapes) => {
+      const { operands, output } = einsumOperands(source);
+      return planEinsum(operands, output, shapes);
     });
   }
   tensors.forEach((t, i) => {

@@ -250,6 +250,15 @@ export class Sym {
     return this.bin('greater', o);
   }
 
+  and(o: Sym): Sym {
+    return this.bin('and', o);
+  }
+  or(o: Sym): Sym {
+    return this.bin('or', o);
+  }
+  not(): Sym {
+    return this.un('not');
+  }
   neg(): Sym {
     return this.un('neg');
   }

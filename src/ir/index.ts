@@ -30,3 +30,7 @@ export { GraphBuilder, Sym } from './builder.js';
 export type { SymLike } from './builder.js';
 export { printGraph, formatNode } from './print.js';
 export { evaluate } from './evaluate.js';
+export { optimize, prune } from './passes.js';
+export type { PassOptions } from './passes.js';
+export { applyPlanIR, applyEinsumPlanIR } from './from-plan.js';
+export { isSymbolic } from './trace.js';

@@ -212,7 +212,7 @@ async function saveCheckpoint(
   data: DataSplit,
 ): Promise<void> {
   const tag = { step: String(state.step) };
-  await model.save(out, tag); // model.safetensors (HF names when HF can hold it) + config.json
+  await model.save(out, { metadata: tag }); // model.safetensors (HF names when HF can hold it) + config.json
   writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorJson(model.config, data.mean, data.std));
   const o = opt.exportState();
   writeSafetensors(join(out, OPTIMIZER_FILE), o.tensors, { ...tag, adamw_step: String(o.step) });

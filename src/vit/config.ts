@@ -1,7 +1,7 @@
 // ViT configuration: HuggingFace ViTConfig field names plus the few timm switches the model needs.
 // parseConfig reads HF config.json files, timm-style extras (global_pool, num_classes, init_values) and
 // our own toHFConfigJson output, fills HF defaults and checks every field it uses.
-import { EinopsError } from '../errors.js';
+import { CheckpointError } from '../errors.js';
 
 /** `gelu` (also `gelu_python`) is exact erf GELU; the others are the tanh approximation. */
 export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast';
@@ -152,7 +152,7 @@ class Reader {
   ) {}
 
   fail(field: string, message: string): never {
-    throw new EinopsError(`config ${this.where}: ${field} ${message}`, { rule: 'vit-config' });
+    throw new CheckpointError(`config ${this.where}: ${field} ${message}`, { rule: 'vit-config' });
   }
 
   has(field: string): boolean {
@@ -211,7 +211,7 @@ class Reader {
 /**
  * Reads a ViT config from parsed JSON: a HuggingFace config.json, one of the reference configs, a preset
  * or our own `toHFConfigJson` output. Missing fields take HF ViTConfig defaults (layer_norm_eps is 1e-6
- * when `naming` is 'timm'). Unknown fields are ignored. Throws EinopsError naming `source` and the field.
+ * when `naming` is 'timm'). Unknown fields are ignored. Throws CheckpointError naming `source` and the field.
  *
  * Accepted aliases: `global_pool` ('token' | 'avg') for pooling, `num_classes` for num_labels,
  * `init_values` (non-null) for layer_scale, `final_norm: 'pre_pool' | 'none'` as well as booleans.
@@ -222,7 +222,7 @@ class Reader {
  */
 export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new EinopsError(
+    throw new CheckpointError(
       `config ${source}: expected a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`,
       {
         rule: 'vit-config',
@@ -370,9 +370,12 @@ export function hfIncompatibilities(cfg: ViTConfig): string[] {
 export function toHFConfigJson(cfg: ViTConfig): Record<string, unknown> {
   const problems = hfIncompatibilities(cfg);
   if (problems.length > 0) {
-    throw new EinopsError(`config cannot be saved for HF ViTForImageClassification: ${problems.join('; ')}`, {
-      rule: 'vit-config',
-    });
+    throw new CheckpointError(
+      `config cannot be saved for HF ViTForImageClassification: ${problems.join('; ')}`,
+      {
+        rule: 'vit-config',
+      },
+    );
   }
   const id2label: Record<string, string> = {};
   const label2id: Record<string, number> = {};

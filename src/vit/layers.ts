@@ -1,8 +1,9 @@
-// The ViT building blocks as functions of tensors. Every reshape, split, merge, broadcast and pooling
-// goes through einvit patterns (src/ops.ts); only elementwise math, softmax and moments call tfjs.
+// The ViT building blocks as functions of tfjs tensors, which the eager op surface (eager.ts) runs.
+// Every reshape, split, merge, broadcast and pooling goes through einvit patterns (src/ops.ts); only
+// elementwise math, softmax and moments call tfjs.
 import { tf, tfSeed } from '../tf.js';
-import { einsum, rearrange, reduce, unpack } from '../ops.js';
-import { EinopsError } from '../errors.js';
+import { einsum, rearrange, reduce } from '../ops.js';
+import { EinopsError, UsageError } from '../errors.js';
 
 /** Activation names understood by {@link activation} (HF `hidden_act` values). */
 export type ActivationName = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast' | 'quick_gelu' | 'relu';
@@ -142,7 +143,7 @@ export function activation(x: tf.Tensor, name: string): tf.Tensor {
       case 'relu':
         return tf.relu(x);
       default:
-        throw new EinopsError(
+        throw new UsageError(
           `Unknown hidden_act "${name}". Supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu.`,
         );
     }
@@ -227,73 +228,5 @@ export function patchEmbedConv(
     let y: tf.Tensor = tf.conv2d(nhwc, filter, patch, 'valid');
     if (bias) y = tf.add(y, bias);
     return rearrange(y, 'b h w e -> b (h w) e');
-  });
-}
-
-/** Weights of one multi-head self-attention layer (timm layouts). */
-export interface AttentionWeights {
-  qkvWeight: tf.Tensor; // [3D, D], output features ordered (qkv h d)
-  qkvBias?: tf.Tensor; // [3D]
-  projWeight: tf.Tensor; // [D, D]
-  projBias?: tf.Tensor; // [D]
-}
-
-/**
- * Multi-head self-attention on `[N, T, D]` tokens. Returns the projected output and the softmax
- * probabilities `[N, heads, T, T]` (before attention dropout, as HF and timm report them).
- *
- * @example
- * const { out, probs } = selfAttention(x, w, 6); // out [N, T, D], probs [N, 6, T, T]
- */
-export function selfAttention(
-  x: tf.Tensor,
-  w: AttentionWeights,
-  heads: number,
-  opts: { attnDropout?: number; projDropout?: number; seeds?: SeedStream } = {},
-): { out: tf.Tensor; probs: tf.Tensor } {
-  return tf.tidy(() => {
-    const dim = x.shape[2] as number;
-    const headDim = dim / heads;
-    // The fused weight's output features are (qkv h d). Splitting the weight (leading axis: free)
-    // and running three products is faster on wasm than one wide product followed by slicing the
-    // activations (a strided copy): measured 3x [2176,96]x[96,96] 6.9 ms vs [2176,96]x[96,288] 13.9 ms.
-    const weights = unpack(w.qkvWeight, [[dim], [dim], [dim]], '* k');
-    const biases = w.qkvBias
-      ? unpack(w.qkvBias, [[dim], [dim], [dim]], '*')
-      : [undefined, undefined, undefined];
-    const [q, k, v] = weights.map((wi, i) =>
-      rearrange(linear(x, wi, biases[i]), 'b n (h d) -> b h n d', { h: heads }),
-    );
-    const scores = tf.mul(einsum('b h q d, b h k d -> b h q k', q, k), headDim ** -0.5);
-    const probs = tf.softmax(scores);
-    const attended = einsum(
-      'b h q k, b h k d -> b h q d',
-      dropout(probs, opts.attnDropout ?? 0, opts.seeds),
-      v,
-    );
-    const merged = rearrange(attended, 'b h n d -> b n (h d)');
-    const out = dropout(linear(merged, w.projWeight, w.projBias), opts.projDropout ?? 0, opts.seeds);
-    return { out, probs };
-  });
-}
-
-/**
- * The transformer MLP: linear, activation, dropout, linear, dropout.
- *
- * @example
- * const y = mlp(x, fc1w, fc1b, fc2w, fc2b, 'gelu'); // same shape as x
- */
-export function mlp(
-  x: tf.Tensor,
-  fc1Weight: tf.Tensor,
-  fc1Bias: tf.Tensor | undefined,
-  fc2Weight: tf.Tensor,
-  fc2Bias: tf.Tensor | undefined,
-  act: string,
-  opts: { dropout?: number; seeds?: SeedStream } = {},
-): tf.Tensor {
-  return tf.tidy(() => {
-    const h = dropout(activation(linear(x, fc1Weight, fc1Bias), act), opts.dropout ?? 0, opts.seeds);
-    return dropout(linear(h, fc2Weight, fc2Bias), opts.dropout ?? 0, opts.seeds);
   });
 }

@@ -1,24 +1,17 @@
-// The Vision Transformer (Dosovitskiy et al., 2020) as timm and HF compute it, written with einvit
-// patterns. Parameters live in tf.Variables under timm's state_dict names and layouts.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+// The ViT model object: parameters in tf.Variables (a typed tree, params.ts), loading and saving
+// (weights.ts maps checkpoint names), and the eager forward pass: the network definition of
+// network.ts run on the eager op surface (eager.ts).
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tf, tfSeed } from '../tf.js';
-import { pack, rearrange, reduce, repeat, unpack } from '../ops.js';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, EinopsError, UsageError } from '../errors.js';
+import { writeJsonAtomic } from '../io/atomic.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
 import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
-import { expectedParameters, loadCheckpoint, toHuggingFace } from './weights.js';
-import {
-  addBroadcast,
-  layerNorm,
-  linear,
-  mlp,
-  patchEmbed,
-  patchEmbedConv,
-  selfAttention,
-  SeedStream,
-  dropout,
-} from './layers.js';
+import { loadCheckpoint, toHuggingFace } from './weights.js';
+import { buildParams, expectedParameters, flattenParams, type ViTParams } from './params.js';
+import { eagerOps } from './eager.js';
+import { vitNetwork, type NetworkRates } from './network.js';
 import { resamplePosEmbed, sincosPosEmbed2d } from './posembed.js';
 
 /** Options of {@link ViT.forward}. */
@@ -89,13 +82,22 @@ function initParameter(name: string, shape: number[], seed: number): tf.Tensor {
 // timm's usual init_values for LayerScale (the config only records that it is present).
 const LAYER_SCALE_INIT = 1e-5;
 
-function toShape(shape: readonly number[]): number[] {
-  return [...shape];
+/** Options of {@link ViT.save}. */
+export interface SaveOptions {
+  /**
+   * Key names of `model.safetensors` (and the matching `config.json`): 'hf' (HF Hub names; transformers
+   * loads the folder), 'timm' (timm state_dict names), or 'auto' (default): 'hf' when HF
+   * `ViTForImageClassification` can hold the model, else 'timm' (mean pooling, fc_norm, LayerScale, no
+   * class token or no head).
+   */
+  naming?: 'auto' | 'hf' | 'timm';
+  /** Extra `__metadata__` strings of the safetensors file (`format: pt` is always written). */
+  metadata?: Record<string, string>;
 }
 
 /**
- * A Vision Transformer. Load one with {@link ViT.fromPretrained} (HF or timm checkpoints) or build a
- * fresh one with {@link ViT.create}; run it with {@link ViT.forward} or {@link ViT.predict}.
+ * A Vision Transformer. Load one with {@link ViT.fromPretrained} (HF, timm or torchvision checkpoints)
+ * or build a fresh one with {@link ViT.create}; run it with {@link ViT.forward} or {@link ViT.predict}.
  *
  * @example
  * const model = await ViT.fromPretrained('checkpoints/vit-s-16');
@@ -106,11 +108,16 @@ export class ViT {
   /** Patch embedding implementation used by `forward`. */
   patchEmbedding: PatchEmbedding = 'pattern';
   private readonly sincos = new Map<string, tf.Tensor>();
+  private readonly named: Map<string, tf.Variable>;
+  private disposed = false;
 
   private constructor(
     readonly config: ViTConfig,
-    private readonly vars: Map<string, tf.Variable>,
-  ) {}
+    /** The parameters as a typed tree (`params.blocks[0].attn.qkv.weight`); the model's own variables. */
+    readonly params: ViTParams<tf.Variable>,
+  ) {
+    this.named = flattenParams(config, params);
+  }
 
   /**
    * A freshly initialised model (timm's init: normal std `initializer_range` for linear, conv, class
@@ -120,56 +127,62 @@ export class ViT {
    * const model = ViT.create(PRESETS['cifar-tiny'], 42);
    */
   static create(cfg: ViTConfig, seed = 0): ViT {
-    const vars = new Map<string, tf.Variable>();
     let i = 0;
-    for (const [name, shape] of expectedParameters(cfg)) {
-      const init = initParameter(name, toShape(shape), seed * 100_003 + i++);
-      vars.set(name, tf.variable(init, true, uniqueName(name)));
+    const params = buildParams(cfg, (name, shape) => {
+      const init = initParameter(name, shape, seed * 100_003 + i++);
+      const v = tf.variable(init, true, uniqueName(name));
       init.dispose();
-    }
-    return new ViT(cfg, vars);
+      return v;
+    });
+    return new ViT(cfg, params);
   }
 
   /**
    * Builds a model from float32 parameters under internal (timm) names; missing head weights are
-   * initialised fresh. Shapes are checked against the config.
+   * initialised fresh. Every missing or mis-shaped parameter is listed in one CheckpointError.
    *
    * @example
-   * const model = ViT.fromParameters(cfg, loadCheckpoint(file, cfg));
+   * const model = ViT.fromParameters(cfg, readCheckpoint('model.safetensors', cfg));
    */
   static fromParameters(cfg: ViTConfig, params: Map<string, TensorData>, seed = 0): ViT {
-    const vars = new Map<string, tf.Variable>();
-    let i = 0;
-    try {
-      for (const [name, shape] of expectedParameters(cfg)) {
-        const p = params.get(name);
-        let init: tf.Tensor;
-        if (p) {
-          if (p.shape.length !== shape.length || p.shape.some((d, k) => d !== shape[k])) {
-            throw new EinopsError(
-              `Parameter "${name}" has shape [${p.shape.join(', ')}], the config needs [${shape.join(', ')}]`,
-              { rule: 'parameter-shape' },
-            );
-          }
-          init = tf.tensor(p.data, toShape(p.shape), 'float32');
-        } else if (name.startsWith('head.')) {
-          init = initParameter(name, toShape(shape), seed * 100_003 + i);
-        } else {
-          throw new EinopsError(`Parameter "${name}" is missing`, { rule: 'missing-parameter' });
-        }
-        i++;
-        vars.set(name, tf.variable(init, true, uniqueName(name)));
-        init.dispose();
+    const problems: string[] = [];
+    for (const [name, shape] of expectedParameters(cfg)) {
+      const p = params.get(name);
+      if (p === undefined) {
+        if (!name.startsWith('head.')) problems.push(`  missing     ${name}: expected [${shape.join(', ')}]`);
+      } else if (p.shape.length !== shape.length || p.shape.some((d, k) => d !== shape[k])) {
+        problems.push(`  wrong shape ${name}: expected [${shape.join(', ')}], got [${p.shape.join(', ')}]`);
       }
+    }
+    if (problems.length > 0) {
+      throw new CheckpointError(
+        `parameters do not fit the config: ${problems.length} problem${problems.length > 1 ? 's' : ''}\n${problems.join('\n')}`,
+        { rule: 'parameter-shape' },
+      );
+    }
+    let i = 0;
+    const made: tf.Variable[] = [];
+    try {
+      const tree = buildParams(cfg, (name, shape) => {
+        const p = params.get(name);
+        const init = p
+          ? tf.tensor(p.data, [...p.shape], 'float32')
+          : initParameter(name, shape, seed * 100_003 + i);
+        i++;
+        const v = tf.variable(init, true, uniqueName(name));
+        init.dispose();
+        made.push(v);
+        return v;
+      });
+      return new ViT(cfg, tree);
     } catch (e) {
-      for (const v of vars.values()) v.dispose();
+      for (const v of made) v.dispose();
       throw e;
     }
-    return new ViT(cfg, vars);
   }
 
   /**
-   * Loads `config.json` + `model.safetensors` from a folder (HF or timm key names).
+   * Loads `config.json` + `model.safetensors` from a folder (HF, timm or torchvision key names).
    *
    * @example
    * const model = await ViT.fromPretrained('test/vit-reference/vit-s-16-hf');
@@ -181,12 +194,17 @@ export class ViT {
     try {
       json = JSON.parse(await readFile(configPath, 'utf8'));
     } catch (e) {
-      throw new EinopsError(`Cannot read ${configPath}: ${(e as Error).message}`, {
+      throw new CheckpointError(`Cannot read ${configPath}: ${(e as Error).message}`, {
         cause: e,
         rule: 'config-file',
       });
     }
-    let cfg = parseConfig(json);
+    let cfg = parseConfig(json, configPath);
+    if (opts.numLabels !== undefined && (!Number.isInteger(opts.numLabels) || opts.numLabels < 0)) {
+      throw new UsageError(`numLabels must be a non-negative integer, got ${opts.numLabels}`, {
+        rule: 'num-labels',
+      });
+    }
     const ignoreHead = opts.ignoreHead === true || opts.numLabels !== undefined;
     const file = openSafetensors(join(dir, 'model.safetensors'));
     let params: Map<string, TensorData>;
@@ -196,9 +214,6 @@ export class ViT {
       file.close();
     }
     if (opts.numLabels !== undefined) {
-      if (!Number.isInteger(opts.numLabels) || opts.numLabels < 0) {
-        throw new EinopsError(`numLabels must be a non-negative integer, got ${opts.numLabels}`);
-      }
       const id2label = Object.fromEntries(
         Array.from({ length: opts.numLabels }, (_, i) => [String(i), `LABEL_${i}`]),
       );
@@ -217,27 +232,29 @@ export class ViT {
   }
 
   /**
-   * The trainable variables under internal (timm) names. The map is the model's own: do not dispose
-   * its entries.
+   * The trainable variables by timm name (`blocks.0.attn.qkv.weight`, `cls_token`, ...), in a stable
+   * order: what optimizers, their no-decay rules and saved moments key on. The map and its variables are
+   * the model's own: do not dispose them.
    *
    * @example
    * const grads = tf.variableGrads(() => loss(), [...model.parameters().values()]);
    */
   parameters(): Map<string, tf.Variable> {
-    return this.vars;
+    this.checkAlive('parameters');
+    return this.named;
   }
 
-  private p(name: string): tf.Variable {
-    const v = this.vars.get(name);
-    if (!v) throw new EinopsError(`ViT: parameter "${name}" does not exist (model disposed?)`);
-    return v;
+  private checkAlive(what: string): void {
+    if (this.disposed) throw new UsageError(`ViT.${what}: the model has been disposed`, { rule: 'disposed' });
   }
 
-  private opt(name: string): tf.Variable | undefined {
-    return this.vars.get(name);
-  }
-
-  private checkPixels(pixels: tf.Tensor): [number, number] {
+  /**
+   * Checks `[N, C, H, W]` float32 pixels against the config; returns the patch grid.
+   *
+   * @example
+   * const [gh, gw] = model.checkPixels(pixels); // [14, 14] for 224px images and 16px patches
+   */
+  checkPixels(pixels: tf.Tensor): [number, number] {
     const cfg = this.config;
     if (pixels.rank !== 4) {
       throw new EinopsError(
@@ -267,11 +284,16 @@ export class ViT {
     return [h / cfg.patch_size, w / cfg.patch_size];
   }
 
-  // The position table for a gh x gw grid: the stored one, or a resampled copy when allowed.
-  private positions(gh: number, gw: number, interpolate: boolean): tf.Tensor {
+  /**
+   * The position table `[1, T, D]` for a `gh x gw` patch grid: the learned one, a resampled copy (with
+   * `interpolate`), or the fixed sin-cos table (computed once per grid and kept until dispose()).
+   *
+   * @example
+   * const pos = model.positions(14, 14); // the stored table of a 224px ViT-B/16
+   */
+  positions(gh: number, gw: number, interpolate = false): tf.Tensor {
     const cfg = this.config;
     if (cfg.position_embedding === 'sinusoidal') {
-      // Fixed MAE table, built once per grid and kept until dispose().
       const key = `${gh}x${gw}`;
       let t = this.sincos.get(key);
       if (!t) {
@@ -280,7 +302,7 @@ export class ViT {
       }
       return t;
     }
-    const table = this.p('pos_embed');
+    const table = this.params.posEmbed!;
     const grid = cfg.image_size / cfg.patch_size;
     if (gh === grid && gw === grid) return table;
     if (!interpolate) {
@@ -298,91 +320,30 @@ export class ViT {
   }
 
   /**
-   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised).
+   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised), eagerly on tfjs.
    *
    * @example
    * const out = model.forward(pixels, { outputAttentions: true });
    * out.logits.print();
    */
   forward(pixels: tf.Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    this.checkAlive('forward');
     const cfg = this.config;
     const [gh, gw] = this.checkPixels(pixels);
-    const seeds = opts.training ? new SeedStream(opts.seed) : undefined;
-    const hiddenDrop = cfg.hidden_dropout_prob ?? 0;
-    const attnDrop = cfg.attention_probs_dropout_prob ?? 0;
-    const eps = cfg.layer_norm_eps;
+    const ops = eagerOps({ training: opts.training, seed: opts.seed, patchEmbedding: this.patchEmbedding });
+    const rates: NetworkRates = opts.training
+      ? { hidden: cfg.hidden_dropout_prob ?? 0, attention: cfg.attention_probs_dropout_prob ?? 0 }
+      : { hidden: 0, attention: 0 };
     return tf.tidy(() => {
-      const n = pixels.shape[0] as number;
-      const embed = this.patchEmbedding === 'conv' ? patchEmbedConv : patchEmbed;
-      let x = embed(
-        pixels,
-        this.p('patch_embed.proj.weight'),
-        this.opt('patch_embed.proj.bias'),
-        cfg.patch_size,
-      );
       const pos = this.positions(gh, gw, opts.interpolatePosEncoding === true);
-      if (cfg.class_token) {
-        const cls = repeat(this.p('cls_token'), '1 n e -> b n e', { b: n });
-        x = addBroadcast(pack([cls, x], 'b * e')[0], pos);
-      } else {
-        x = addBroadcast(x, pos);
-      }
-      x = dropout(x, hiddenDrop, seeds);
-
-      const hiddenStates: tf.Tensor[] = [x];
-      const attentions: tf.Tensor[] = [];
-      for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        const b = `blocks.${i}.`;
-        const { out, probs } = selfAttention(
-          layerNorm(x, this.p(`${b}norm1.weight`), this.p(`${b}norm1.bias`), eps),
-          {
-            qkvWeight: this.p(`${b}attn.qkv.weight`),
-            qkvBias: this.opt(`${b}attn.qkv.bias`),
-            projWeight: this.p(`${b}attn.proj.weight`),
-            projBias: this.opt(`${b}attn.proj.bias`),
-          },
-          cfg.num_attention_heads,
-          { attnDropout: attnDrop, projDropout: hiddenDrop, seeds },
-        );
-        const ls1 = this.opt(`${b}ls1.gamma`);
-        x = tf.add(x, ls1 ? tf.mul(out, ls1) : out);
-        const m = mlp(
-          layerNorm(x, this.p(`${b}norm2.weight`), this.p(`${b}norm2.bias`), eps),
-          this.p(`${b}mlp.fc1.weight`),
-          this.opt(`${b}mlp.fc1.bias`),
-          this.p(`${b}mlp.fc2.weight`),
-          this.opt(`${b}mlp.fc2.bias`),
-          cfg.hidden_act,
-          { dropout: hiddenDrop, seeds },
-        );
-        const ls2 = this.opt(`${b}ls2.gamma`);
-        x = tf.add(x, ls2 ? tf.mul(m, ls2) : m);
-        hiddenStates.push(x);
-        attentions.push(probs);
-      }
-
-      const norm = this.opt('norm.weight');
-      const lastHiddenState = norm ? layerNorm(x, norm, this.p('norm.bias'), eps) : x;
-      const prefix = this.numPrefixTokens;
-      const tokens = lastHiddenState.shape[1] as number;
-      let pooled: tf.Tensor;
-      if (cfg.pooling === 'mean') {
-        const [, patches] =
-          prefix > 0
-            ? unpack(lastHiddenState, [[prefix], [tokens - prefix]], 'b * e')
-            : [undefined, lastHiddenState];
-        pooled = reduce(patches, 'b n e -> b e', 'mean');
-      } else {
-        const [first] = unpack(lastHiddenState, [[1], [tokens - 1]], 'b * e');
-        pooled = rearrange(first, 'b 1 e -> b e');
-      }
-      const fcNorm = this.opt('fc_norm.weight');
-      const preLogits = fcNorm ? layerNorm(pooled, fcNorm, this.p('fc_norm.bias'), eps) : pooled;
-      const head = this.opt('head.weight');
-      const logits = head ? linear(preLogits, head, this.opt('head.bias')) : preLogits;
-      const result: ForwardOutput = { logits, preLogits, lastHiddenState };
-      if (opts.outputHiddenStates) result.hiddenStates = hiddenStates;
-      if (opts.outputAttentions) result.attentions = attentions;
+      const out = vitNetwork(ops, cfg, this.params, pixels, pos, rates);
+      const result: ForwardOutput = {
+        logits: out.logits,
+        preLogits: out.preLogits,
+        lastHiddenState: out.lastHiddenState,
+      };
+      if (opts.outputHiddenStates) result.hiddenStates = out.hiddenStates;
+      if (opts.outputAttentions) result.attentions = out.attentions;
       return result as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutput;
   }
@@ -394,62 +355,83 @@ export class ViT {
    * const { top } = model.predict(pixels); // top[0][0] = { index: 3, label: 'cat', prob: 0.91 }
    */
   predict(pixels: tf.Tensor, k = 5): { probs: tf.Tensor; top: Prediction[][] } {
-    if (!this.vars.has('head.weight')) {
-      throw new EinopsError('ViT.predict: this model has no classification head (num_labels is 0)', {
+    if (!this.params.head) {
+      throw new UsageError('ViT.predict: this model has no classification head (num_labels is 0)', {
         rule: 'no-head',
       });
     }
     const probs = tf.tidy(() => tf.softmax(this.forward(pixels).logits));
-    const classes = probs.shape[1] as number;
-    const kk = Math.max(1, Math.min(k, classes));
-    const { values, indices } = tf.topk(probs, kk);
-    const vals = values.arraySync() as number[][];
-    const idx = indices.arraySync() as number[][];
-    values.dispose();
-    indices.dispose();
-    const labels = this.config.id2label ?? {};
-    const top = idx.map((row, r) =>
-      row.map((index, j) => ({ index, label: labels[String(index)] ?? `LABEL_${index}`, prob: vals[r][j] })),
-    );
-    return { probs, top };
+    return { probs, top: topClasses(probs, k, this.config) };
   }
 
   /** The parameters as plain float32 data under internal (timm) names. */
   state(): Map<string, TensorData> {
     const out = new Map<string, TensorData>();
-    for (const [name, v] of this.vars)
+    for (const [name, v] of this.parameters())
       out.set(name, { shape: [...v.shape], data: v.dataSync() as Float32Array });
     return out;
   }
 
   /**
-   * Writes `model.safetensors` and `config.json` into `dir`, each atomically. Models HF
-   * `ViTForImageClassification` can hold are written with Hub key names (transformers loads them);
-   * the others (mean pooling, fc_norm, LayerScale, no class token, no head) with timm names.
+   * Writes `model.safetensors` and `config.json` into `dir`, each atomically (temporary file, fsync,
+   * rename). The one way einvit saves a model; see {@link SaveOptions} for the key names.
    *
    * @example
    * await model.save('runs/cifar-tiny');
+   * await model.save('runs/cifar-timm', { naming: 'timm', metadata: { step: '100' } });
    * const again = await ViT.fromPretrained('runs/cifar-tiny');
    */
-  async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
-    await mkdir(dir, { recursive: true });
-    const hf = hfIncompatibilities(this.config).length === 0;
+  async save(dir: string, opts: SaveOptions = {}): Promise<void> {
+    const naming = opts.naming ?? 'auto';
+    if (naming !== 'auto' && naming !== 'hf' && naming !== 'timm') {
+      throw new UsageError(`ViT.save: naming must be 'auto', 'hf' or 'timm', got ${JSON.stringify(naming)}`, {
+        rule: 'naming',
+      });
+    }
+    const hf = naming === 'hf' || (naming === 'auto' && hfIncompatibilities(this.config).length === 0);
+    // Both conversions run before anything is written: a model HF cannot hold fails here.
     const tensors = hf ? toHuggingFace(this.state(), this.config) : this.state();
     const json = hf ? toHFConfigJson(this.config) : { ...this.config, naming: 'timm' };
-    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...metadata });
-    const configPath = join(dir, 'config.json');
-    const tmp = `${configPath}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(json, null, 2) + '\n');
-    await rename(tmp, configPath);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw new CheckpointError(`cannot create ${dir}: ${(e as Error).message}`, {
+        cause: e,
+        rule: 'file-write',
+      });
+    }
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...opts.metadata });
+    writeJsonAtomic(join(dir, 'config.json'), json);
   }
 
   /** Frees every variable; the model is unusable afterwards. */
   dispose(): void {
-    for (const v of this.vars.values()) v.dispose();
-    this.vars.clear();
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.named.values()) v.dispose();
     for (const t of this.sincos.values()) t.dispose();
     this.sincos.clear();
   }
+}
+
+/**
+ * The `k` most probable classes of each row of `probs` `[N, classes]`, labelled from `id2label`.
+ *
+ * @example
+ * const top = topClasses(probs, 3, model.config); // top[0] = [{ index, label, prob }, ...]
+ */
+export function topClasses(probs: tf.Tensor, k: number, cfg: ViTConfig): Prediction[][] {
+  const classes = probs.shape[1] as number;
+  const kk = Math.max(1, Math.min(k, classes));
+  const { values, indices } = tf.topk(probs, kk);
+  const vals = values.arraySync() as number[][];
+  const idx = indices.arraySync() as number[][];
+  values.dispose();
+  indices.dispose();
+  const labels = cfg.id2label ?? {};
+  return idx.map((row, r) =>
+    row.map((index, j) => ({ index, label: labels[String(index)] ?? `LABEL_${index}`, prob: vals[r][j] })),
+  );
 }
 
 let counter = 0;
@@ -466,7 +448,7 @@ function resizeParameters(
   imageSize: number,
 ): Map<string, TensorData> {
   if (!Number.isInteger(imageSize) || imageSize <= 0 || imageSize % cfg.patch_size !== 0) {
-    throw new EinopsError(
+    throw new UsageError(
       `imageSize ${imageSize} is not a positive multiple of the patch size ${cfg.patch_size}`,
     );
   }

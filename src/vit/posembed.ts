@@ -3,7 +3,7 @@
 // interpolation matrices applied with einsum; the matrices reproduce PyTorch's F.interpolate weights.
 import { tf } from '../tf.js';
 import { einsum, pack, rearrange, unpack } from '../ops.js';
-import { EinopsError } from '../errors.js';
+import { EinopsError, UsageError } from '../errors.js';
 
 /** Interpolation kernels: PyTorch `F.interpolate(mode, align_corners=False, antialias)`. */
 export type ResampleMode = 'bicubic' | 'bilinear';
@@ -143,16 +143,19 @@ export function resamplePosEmbed(
 
 /**
  * The fixed 2-D sin-cos position table of MAE (`get_2d_sincos_pos_embed`) for a `gridH x gridW`
- * grid, `[1, T, dim]`: the first half of the features encodes the column, the second half the row,
- * each as `[sin(pos·ω), cos(pos·ω)]` with `ω_i = 10000^(-i/(dim/4))`. With `prefixTokens`, that many
- * zero rows come first (MAE's class token row).
+ * grid, as row-major `[T, dim]` data: the first half of the features encodes the column, the second
+ * half the row, each as `[sin(pos·ω), cos(pos·ω)]` with `ω_i = 10000^(-i/(dim/4))`. With
+ * `prefixTokens`, that many zero rows come first (MAE's class token row). The one implementation of
+ * the table: the model computes it, checkpoint export writes it.
  *
  * @example
- * const pe = sincosPosEmbed2d(192, 14, 14, 1); // [1, 197, 192], row 0 all zeros
+ * const data = sincosTable(192, 14, 14, 1); // 197 * 192 values, row 0 all zeros
  */
-export function sincosPosEmbed2d(dim: number, gridH: number, gridW: number, prefixTokens = 1): tf.Tensor {
+export function sincosTable(dim: number, gridH: number, gridW: number, prefixTokens = 1): Float32Array {
   if (!Number.isInteger(dim) || dim % 4 !== 0 || dim <= 0) {
-    throw new EinopsError(`sincosPosEmbed2d: hidden size must be a positive multiple of 4, got ${dim}`);
+    throw new UsageError(`sin-cos positions: hidden size must be a positive multiple of 4, got ${dim}`, {
+      rule: 'vit-config',
+    });
   }
   const quarter = dim / 4;
   const tokens = prefixTokens + gridH * gridW;
@@ -169,5 +172,16 @@ export function sincosPosEmbed2d(dim: number, gridH: number, gridW: number, pref
       }
     }
   }
-  return tf.tensor3d(data, [1, tokens, dim]);
+  return data;
+}
+
+/**
+ * {@link sincosTable} as a `[1, T, dim]` tensor.
+ *
+ * @example
+ * const pe = sincosPosEmbed2d(192, 14, 14, 1); // [1, 197, 192], row 0 all zeros
+ */
+export function sincosPosEmbed2d(dim: number, gridH: number, gridW: number, prefixTokens = 1): tf.Tensor {
+  const data = sincosTable(dim, gridH, gridW, prefixTokens);
+  return tf.tensor3d(data, [1, data.length / dim, dim]);
 }

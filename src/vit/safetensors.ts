@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { EinopsError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /** Dtype strings of the safetensors format, with their item sizes in bytes. */
 const ITEM_SIZE: Record<string, number> = {
@@ -400,8 +401,8 @@ function checkTensorData(file: string, key: string, t: TensorData): void {
 
 /**
  * Writes float32 tensors as a safetensors file the official library and transformers read: keys sorted,
- * data packed in that order, header padded with spaces to a multiple of 8. Written to
- * `<path>.tmp-<pid>` then renamed, so a crash never leaves a half-written checkpoint under `path`.
+ * data packed in that order, header padded with spaces to a multiple of 8. Written with
+ * writeFileAtomic (temporary file, fsync, rename), so a crash never leaves a half-written file under `path`.
  *
  * @example
  * writeSafetensors('out.safetensors', { 'head.bias': { shape: [2], data: new Float32Array([1, 2]) } }, { format: 'pt' });
@@ -439,37 +440,23 @@ export function writeSafetensors(
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length), 0);
 
-  const tmp = `${file}.tmp-${process.pid}`;
-  let fd: number | undefined;
+  function* chunks(): Generator<Uint8Array> {
+    yield prefix;
+    yield json;
+    for (const [, t] of entries) {
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      if (LITTLE_ENDIAN) yield bytes;
+      else {
+        const swapped = bytes.slice();
+        swapBytes(swapped, 4);
+        yield swapped;
+      }
+    }
+  }
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    fd = fs.openSync(tmp, 'w');
-    writeAll(fd, prefix);
-    writeAll(fd, json);
-    for (const [, t] of entries) {
-      let bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      if (!LITTLE_ENDIAN) {
-        bytes = bytes.slice();
-        swapBytes(bytes, 4);
-      }
-      writeAll(fd, bytes);
-    }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
   } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    if (e instanceof EinopsError) throw e;
     fail(file, `cannot write: ${(e as Error).message}`, 'file-write');
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  const CHUNK = 1 << 30;
-  let done = 0;
-  while (done < bytes.length) {
-    done += fs.writeSync(fd, bytes, done, Math.min(CHUNK, bytes.length - done));
-  }
+  writeFileAtomic(file, chunks());
 }

@@ -6,69 +6,21 @@
 //  - HF ViTModel's `pooler.dense.*` (also `vit.pooler.dense.*`): a tanh pooler ViTForImageClassification
 //    does not use;
 //  - the position table (`pos_embed` and its other names) when the config says position_embedding
-//    'sinusoidal': the model computes that table itself (see sinusoidalPosEmbed);
+//    'sinusoidal': the model computes that table itself (see posembed.sincosTable);
 //  - the classifier (`head.*`, `classifier.*`, `heads.head.*`) when `ignoreHead` is set.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { EinopsError } from '../errors.js';
-import { type SafetensorsFile, type TensorData, openSafetensors, writeSafetensors } from './safetensors.js';
-import { type ViTConfig, gridSize, hfIncompatibilities, numTokens, toHFConfigJson } from './config.js';
+import { CheckpointError } from '../errors.js';
+import { type SafetensorsFile, type TensorData, openSafetensors } from './safetensors.js';
+import { type ViTConfig, gridSize, hfIncompatibilities, numPrefixTokens, numTokens } from './config.js';
+import { expectedParameters } from './params.js';
+import { sincosTable } from './posembed.js';
 
 export type { TensorData } from './safetensors.js';
+export { expectedParameters } from './params.js';
 
 /** Key naming schemes of checkpoints this module reads. */
 export type Naming = 'hf' | 'hf-base' | 'timm' | 'torchvision';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
-
-/**
- * Internal (timm) parameter names and shapes for `cfg`, in a stable order.
- * Absent by config: pos_embed when position_embedding is 'sinusoidal'; cls_token without a class token;
- * qkv bias when qkv_bias is false; ls1/ls2 without layer_scale; norm without final_norm; fc_norm without
- * fc_norm; head when num_labels is 0.
- *
- * @example
- * expectedParameters(PRESETS.tiny).get('blocks.0.attn.qkv.weight'); // [288, 96]
- */
-export function expectedParameters(cfg: ViTConfig): Map<string, number[]> {
-  const D = cfg.hidden_size;
-  const M = cfg.intermediate_size;
-  const p = new Map<string, number[]>();
-  if (cfg.class_token) p.set('cls_token', [1, 1, D]);
-  if (cfg.position_embedding === 'learned') p.set('pos_embed', [1, numTokens(cfg), D]);
-  p.set('patch_embed.proj.weight', [D, cfg.num_channels, cfg.patch_size, cfg.patch_size]);
-  p.set('patch_embed.proj.bias', [D]);
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const b = `blocks.${i}.`;
-    p.set(`${b}norm1.weight`, [D]);
-    p.set(`${b}norm1.bias`, [D]);
-    p.set(`${b}attn.qkv.weight`, [3 * D, D]);
-    if (cfg.qkv_bias) p.set(`${b}attn.qkv.bias`, [3 * D]);
-    p.set(`${b}attn.proj.weight`, [D, D]);
-    p.set(`${b}attn.proj.bias`, [D]);
-    if (cfg.layer_scale) p.set(`${b}ls1.gamma`, [D]);
-    p.set(`${b}norm2.weight`, [D]);
-    p.set(`${b}norm2.bias`, [D]);
-    p.set(`${b}mlp.fc1.weight`, [M, D]);
-    p.set(`${b}mlp.fc1.bias`, [M]);
-    p.set(`${b}mlp.fc2.weight`, [D, M]);
-    p.set(`${b}mlp.fc2.bias`, [D]);
-    if (cfg.layer_scale) p.set(`${b}ls2.gamma`, [D]);
-  }
-  if (cfg.final_norm) {
-    p.set('norm.weight', [D]);
-    p.set('norm.bias', [D]);
-  }
-  if (cfg.fc_norm) {
-    p.set('fc_norm.weight', [D]);
-    p.set('fc_norm.bias', [D]);
-  }
-  if (cfg.num_labels > 0) {
-    p.set('head.weight', [cfg.num_labels, D]);
-    p.set('head.bias', [cfg.num_labels]);
-  }
-  return p;
-}
 
 /** Per-block internal suffix -> HF suffix under `encoder.layer.{i}.`; qkv maps to three tensors. */
 const HF_BLOCK: Record<string, string | [string, string, string]> = {
@@ -192,7 +144,7 @@ export function detectNaming(keys: Iterable<string>): Naming {
   if (any(/^(blocks\.\d|patch_embed\.)/)) return 'timm';
   if (any(/^(conv_proj\.|encoder\.layers\.encoder_layer_|class_token$)/)) return 'torchvision';
   const shown = all.slice(0, 5).join(', ');
-  throw new EinopsError(
+  throw new CheckpointError(
     `cannot tell the checkpoint naming (HF, timm or torchvision ViT) from its ${all.length} keys: ${shown}${all.length > 5 ? ', ...' : ''}`,
     { rule: 'checkpoint-naming' },
   );
@@ -228,7 +180,7 @@ function mapKeySource(name: string, params: Map<string, TensorData>): KeySource 
     if (!ok) bad.push(`  ${key}: not a { shape, data: Float32Array } with data.length = product of shape`);
   }
   if (bad.length > 0)
-    throw new EinopsError(`${name}: ${bad.length} malformed tensors\n${bad.join('\n')}`, {
+    throw new CheckpointError(`${name}: ${bad.length} malformed tensors\n${bad.join('\n')}`, {
       rule: 'tensor-data',
     });
   return {
@@ -303,7 +255,7 @@ function convertIn(
       ...problems,
       ...[...hints].map((h) => `  hint: ${h}`),
     ];
-    throw new EinopsError(lines.join('\n'), { rule: 'checkpoint-mismatch' });
+    throw new CheckpointError(lines.join('\n'), { rule: 'checkpoint-mismatch' });
   }
   const out = new Map<string, TensorData>();
   for (const [name, shape, ext] of plan) {
@@ -323,7 +275,7 @@ function convertIn(
 /**
  * Loads a checkpoint of any supported naming (see detectNaming) into internal (timm) names and layouts,
  * reading each tensor once. A missing key, an unexpected key, a wrong shape or a non-float dtype is
- * reported in ONE EinopsError that lists every offender with expected and actual shapes.
+ * reported in ONE CheckpointError that lists every offender with expected and actual shapes.
  * `ignoreHead`: the classifier is neither required nor loaded (fine-tuning with another class count).
  *
  * @example
@@ -373,7 +325,7 @@ export function fromHuggingFace(
 ): Map<string, TensorData> {
   const naming = detectNaming(params.keys());
   if (naming !== 'hf' && naming !== 'hf-base') {
-    throw new EinopsError(`fromHuggingFace: the keys use ${naming} names, not HF ones`, {
+    throw new CheckpointError(`fromHuggingFace: the keys use ${naming} names, not HF ones`, {
       rule: 'checkpoint-naming',
     });
   }
@@ -383,40 +335,6 @@ export function fromHuggingFace(
 /** Checks `params` against expectedParameters(cfg) and throws one error listing every offender. */
 export function checkParameters(params: Map<string, TensorData>, cfg: ViTConfig, what = 'parameters'): void {
   convertIn(mapKeySource(what, params), 'timm', cfg, false);
-}
-
-/**
- * 2-D sin-cos position table [1, T, D] as flat data, for position_embedding 'sinusoidal': MAE's
- * `get_2d_sincos_pos_embed` (the same table as posembed.sincosPosEmbed2d). For the patch at grid row r,
- * column c, with D/4 frequencies w_k = 10000^(-k/(D/4)): [sin(c w), cos(c w), sin(r w), cos(r w)];
- * the class token's row is zeros.
- *
- * @example
- * const pos = sinusoidalPosEmbed(cfg); // length numTokens(cfg) * cfg.hidden_size
- */
-export function sinusoidalPosEmbed(cfg: ViTConfig): Float32Array {
-  const D = cfg.hidden_size;
-  if (D % 4 !== 0)
-    throw new EinopsError(`sinusoidal positions need hidden_size divisible by 4, got ${D}`, {
-      rule: 'vit-config',
-    });
-  const q = D / 4;
-  const g = gridSize(cfg);
-  const prefix = cfg.class_token ? 1 : 0;
-  const out = new Float32Array(numTokens(cfg) * D);
-  for (let r = 0; r < g; r++) {
-    for (let c = 0; c < g; c++) {
-      const row = (prefix + r * g + c) * D;
-      for (let k = 0; k < q; k++) {
-        const w = Math.pow(10000, -k / q);
-        out[row + k] = Math.sin(c * w);
-        out[row + q + k] = Math.cos(c * w);
-        out[row + 2 * q + k] = Math.sin(r * w);
-        out[row + 3 * q + k] = Math.cos(r * w);
-      }
-    }
-  }
-  return out;
 }
 
 /**
@@ -434,7 +352,9 @@ export function toNaming(
   const out = new Map<string, TensorData>();
   const all = new Map(params);
   if (cfg.position_embedding === 'sinusoidal' && naming !== 'timm') {
-    all.set('pos_embed', { shape: [1, numTokens(cfg), cfg.hidden_size], data: sinusoidalPosEmbed(cfg) });
+    const g = gridSize(cfg);
+    const data = sincosTable(cfg.hidden_size, g, g, numPrefixTokens(cfg));
+    all.set('pos_embed', { shape: [1, numTokens(cfg), cfg.hidden_size], data });
   }
   const unsupported: string[] = [];
   for (const [name, t] of all) {
@@ -452,7 +372,7 @@ export function toNaming(
     ext.forEach((key, j) => out.set(key, { shape: partShape, data: t.data.slice(j * part, (j + 1) * part) }));
   }
   if (unsupported.length > 0) {
-    throw new EinopsError(`${naming} checkpoints have no place for: ${unsupported.join(', ')}`, {
+    throw new CheckpointError(`${naming} checkpoints have no place for: ${unsupported.join(', ')}`, {
       rule: 'checkpoint-naming',
     });
   }
@@ -470,47 +390,9 @@ export function toNaming(
 export function toHuggingFace(params: Map<string, TensorData>, cfg: ViTConfig): Map<string, TensorData> {
   const problems = hfIncompatibilities(cfg);
   if (problems.length > 0) {
-    throw new EinopsError(`HF ViTForImageClassification cannot hold this model: ${problems.join('; ')}`, {
+    throw new CheckpointError(`HF ViTForImageClassification cannot hold this model: ${problems.join('; ')}`, {
       rule: 'checkpoint-naming',
     });
   }
   return toNaming(params, cfg, 'hf');
-}
-
-/**
- * Writes internal parameters as a safetensors checkpoint under `naming` (default cfg.naming), with the
- * `format: pt` metadata transformers requires.
- *
- * @example
- * saveCheckpoint('runs/tiny/model.safetensors', params, cfg, { naming: 'timm' });
- */
-export function saveCheckpoint(
-  file: string,
-  params: Map<string, TensorData>,
-  cfg: ViTConfig,
-  opts: { naming?: 'hf' | 'timm'; metadata?: Record<string, string> } = {},
-): void {
-  const naming = opts.naming ?? cfg.naming;
-  let out = params;
-  if (naming === 'hf') out = toHuggingFace(params, cfg);
-  else checkParameters(params, cfg);
-  writeSafetensors(file, out, { format: 'pt', ...opts.metadata });
-}
-
-/**
- * Writes a folder that `ViTForImageClassification.from_pretrained(dir)` loads: model.safetensors with
- * Hub key names and config.json from toHFConfigJson.
- *
- * @example
- * saveHuggingFace('runs/tiny-hf', params, cfg);
- */
-export function saveHuggingFace(dir: string, params: Map<string, TensorData>, cfg: ViTConfig): void {
-  const config = toHFConfigJson(cfg);
-  const tensors = toHuggingFace(params, cfg);
-  fs.mkdirSync(dir, { recursive: true });
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  const cfgPath = path.join(dir, 'config.json');
-  const tmp = `${cfgPath}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
-  fs.renameSync(tmp, cfgPath);
 }

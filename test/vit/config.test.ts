@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { CheckpointError } from '../../src/errors.js';
 import {
   PRESETS,
   headDim,
@@ -16,14 +16,14 @@ const REF = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'vi
 const refConfig = (name: string): unknown =>
   JSON.parse(fs.readFileSync(path.join(REF, name, 'config.json'), 'utf8'));
 
-function errorOf(fn: () => unknown): EinopsError {
+function errorOf(fn: () => unknown): CheckpointError {
   try {
     fn();
   } catch (e) {
-    expect(e).toBeInstanceOf(EinopsError);
-    return e as EinopsError;
+    expect(e).toBeInstanceOf(CheckpointError);
+    return e as CheckpointError;
   }
-  throw new Error('expected an EinopsError');
+  throw new Error('expected a CheckpointError');
 }
 
 describe('parseConfig on the reference configs', () => {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { ready } from '../../src/backends/index.js';
-import { EinopsError } from '../../src/errors.js';
+import { CheckpointError, EinopsError, UsageError } from '../../src/errors.js';
 import { ViT } from '../../src/vit/model.js';
 import { parseConfig, type ViTConfig } from '../../src/vit/config.js';
 import { activation, layerNorm, patchEmbed, patchEmbedConv, patchify } from '../../src/vit/layers.js';
@@ -100,7 +100,7 @@ describe('layers', () => {
     [-0.0454023059, -0.1542859902, 0.8411919906, 2.9963626079].forEach((v, i) =>
       expect(tanh[i]).toBeCloseTo(v, 6),
     );
-    expect(() => activation(x, 'swish')).toThrow(EinopsError);
+    expect(() => activation(x, 'swish')).toThrow(UsageError);
     x.dispose();
   });
 
@@ -244,10 +244,10 @@ describe('errors', () => {
     await expect(ViT.fromPretrained(join(REF, 'no-such-model'))).rejects.toThrow(
       /no-such-model.*config\.json|config\.json/,
     );
-    await expect(ViT.fromPretrained(join(REF, 'no-such-model'))).rejects.toBeInstanceOf(EinopsError);
+    await expect(ViT.fromPretrained(join(REF, 'no-such-model'))).rejects.toBeInstanceOf(CheckpointError);
     const model = ViT.create({ ...SMALL, num_labels: 0 }, 1);
     const x = pixels(1, 3, 16, 16, 1);
-    expect(() => model.predict(x)).toThrow(EinopsError);
+    expect(() => model.predict(x)).toThrow(UsageError);
     const out = model.forward(x);
     expect(out.logits.shape).toEqual([1, 16]);
     tf.dispose([x, out.logits, out.preLogits, out.lastHiddenState]);

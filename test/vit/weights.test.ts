@@ -2,7 +2,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { CheckpointError } from '../../src/errors.js';
+import { tf } from '../../src/tf.js';
+import { ready } from '../../src/backends/index.js';
+import { ViT } from '../../src/vit/model.js';
+import { sincosPosEmbed2d, sincosTable } from '../../src/vit/posembed.js';
 import { type ViTConfig, headDim, numTokens, parseConfig } from '../../src/vit/config.js';
 import { type TensorData, openSafetensors, writeSafetensors } from '../../src/vit/safetensors.js';
 import {
@@ -11,9 +15,6 @@ import {
   fromHuggingFace,
   loadCheckpoint,
   readCheckpoint,
-  saveCheckpoint,
-  saveHuggingFace,
-  sinusoidalPosEmbed,
   toHuggingFace,
   toNaming,
 } from '../../src/vit/weights.js';
@@ -22,8 +23,9 @@ const REF = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'vi
 const MODELS = ['cifar-tiny', 'vit-ti-16', 'vit-s-16-hf'] as const;
 let dir: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'einvit-w-'));
+  await ready('cpu');
 });
 afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
@@ -46,14 +48,20 @@ function readAll(file: string): Map<string, TensorData> {
   }
 }
 
-function errorOf(fn: () => unknown): EinopsError {
+function errorOf(fn: () => unknown): CheckpointError {
   try {
     fn();
   } catch (e) {
-    expect(e).toBeInstanceOf(EinopsError);
-    return e as EinopsError;
+    expect(e).toBeInstanceOf(CheckpointError);
+    return e as CheckpointError;
   }
-  throw new Error('expected an EinopsError');
+  throw new Error('expected a CheckpointError');
+}
+
+/** The sin-cos table of a square-grid config, as the model and HF export compute it. */
+function sincosOf(cfg: ViTConfig): Float32Array {
+  const g = cfg.image_size / cfg.patch_size;
+  return sincosTable(cfg.hidden_size, g, g, cfg.class_token ? 1 : 0);
 }
 
 /** Bitwise equality of two float arrays (fast, and stricter than toEqual: -0 and NaN bits count). */
@@ -227,7 +235,7 @@ describe('reference checkpoints', () => {
 });
 
 describe('HuggingFace roundtrip', () => {
-  it('HF -> internal -> HF is exact, in memory and through a file', () => {
+  it('HF -> internal -> HF is exact, in memory and through ViT.save', async () => {
     for (const name of ['cifar-tiny', 'vit-s-16-hf']) {
       const cfg = refConfig(name);
       const raw = readAll(refModel(name));
@@ -238,11 +246,12 @@ describe('HuggingFace roundtrip', () => {
         expect(back.get(k)!.shape, k).toEqual(t.shape);
         expectSame(back.get(k)!.data, t.data, k);
       }
-      const out = path.join(dir, `${name}-hf.safetensors`);
-      saveCheckpoint(out, internal, cfg, { naming: 'hf' });
-      const f = openSafetensors(out);
+      const model = ViT.fromParameters(cfg, internal);
+      await model.save(path.join(dir, `${name}-hf`), { naming: 'hf', metadata: { step: '3' } });
+      model.dispose();
+      const f = openSafetensors(path.join(dir, `${name}-hf`, 'model.safetensors'));
       try {
-        expect(f.metadata.format).toBe('pt');
+        expect(f.metadata).toEqual({ format: 'pt', step: '3' });
         expect(f.keys()).toEqual([...raw.keys()].sort());
         for (const [k, t] of raw) expectSame(f.readFloat32(k), t.data, k);
       } finally {
@@ -251,11 +260,15 @@ describe('HuggingFace roundtrip', () => {
     }
   });
 
-  it('saveHuggingFace writes a folder whose config and weights read back', () => {
+  it('ViT.save writes an HF folder whose config and weights read back', async () => {
     const cfg = refConfig('cifar-tiny');
     const params = readCheckpoint(refModel('cifar-tiny'), cfg);
     const out = path.join(dir, 'hf-folder');
-    saveHuggingFace(out, params, cfg);
+    const model = ViT.fromParameters(cfg, params);
+    await model.save(out);
+    model.dispose();
+    // One atomic writer: no temporary file is left beside the two files.
+    expect(fs.readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors']);
     const json = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(json.model_type).toBe('vit');
     expect(parseConfig(json)).toEqual(cfg);
@@ -263,11 +276,15 @@ describe('HuggingFace roundtrip', () => {
     for (const [k, t] of params) expectSame(again.get(k)!.data, t.data, k);
   });
 
-  it('timm naming saves internal names as they are', () => {
+  it('timm naming saves internal names as they are', async () => {
     const cfg = refConfig('cifar-tiny');
     const params = readCheckpoint(refModel('cifar-tiny'), cfg);
-    const out = path.join(dir, 'timm.safetensors');
-    saveCheckpoint(out, params, cfg, { naming: 'timm' });
+    const folder = path.join(dir, 'timm');
+    const model = ViT.fromParameters(cfg, params);
+    await model.save(folder, { naming: 'timm' });
+    model.dispose();
+    expect(JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')).naming).toBe('timm');
+    const out = path.join(folder, 'model.safetensors');
     const f = openSafetensors(out);
     expect(f.keys()).toEqual([...params.keys()].sort());
     f.close();
@@ -397,7 +414,7 @@ describe('sinusoidal positions', () => {
       num_attention_heads: 2,
       position_embedding: 'sinusoidal',
     });
-    const t = sinusoidalPosEmbed(cfg);
+    const t = sincosOf(cfg);
     expect(t.length).toBe(17 * 8);
     expect(Array.from(t.subarray(0, 8))).toEqual(new Array(8).fill(0));
     // token for grid row 1, col 2 = 1 + 1*4 + 2 = 7; frequencies 1 and 10000^-0.5 = 0.01
@@ -410,16 +427,12 @@ describe('sinusoidal positions', () => {
     row.forEach((v, i) => expect(v).toBeCloseTo(want[i], 6));
   });
 
-  it('is the table the model computes (posembed.sincosPosEmbed2d)', async () => {
-    const { sincosPosEmbed2d } = await import('../../src/vit/posembed.js');
-    const { tf } = await import('../../src/tf.js');
-    const { ready } = await import('../../src/backends/index.js');
-    await ready('cpu');
+  it('is the table the model computes (posembed.sincosPosEmbed2d)', () => {
     const cfg = refConfig('cifar-tiny');
     const before = tf.memory().numTensors;
     const t = sincosPosEmbed2d(cfg.hidden_size, 8, 8, 1);
     expect(t.shape).toEqual([1, numTokens(cfg), cfg.hidden_size]);
-    expect(relErr(sinusoidalPosEmbed(cfg), t.dataSync())).toBeLessThan(1e-6);
+    expectSame(sincosOf(cfg), t.dataSync() as Float32Array);
     t.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -429,7 +442,7 @@ describe('sinusoidal positions', () => {
     const params = readCheckpoint(refModel('cifar-tiny'), cfg);
     expect(params.has('pos_embed')).toBe(false);
     const hf = toHuggingFace(params, cfg);
-    expectSame(hf.get('vit.embeddings.position_embeddings')!.data, sinusoidalPosEmbed(cfg));
+    expectSame(hf.get('vit.embeddings.position_embeddings')!.data, sincosOf(cfg));
     expect(fromHuggingFace(hf, cfg).size).toBe(params.size);
   });
 });
