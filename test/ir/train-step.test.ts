@@ -192,7 +192,8 @@ describe('trainStepGraph on a traced ViT', () => {
               [k, state.values.get(k)!, moments.tensors.get(k)!.data] as [string, Float32Array, Float32Array],
           ),
         ];
-        for (let [key, got, want] of pairs) {
+        for (const [key, gotAll, wantAll] of pairs) {
+          let [got, want] = [gotAll, wantAll];
           if (name.endsWith('attn.qkv.bias')) {
             // The key bias has a zero gradient in exact arithmetic (softmax ignores a shift shared by
             // all keys): both sides move it by Adam-normalised rounding noise only. It must stay
