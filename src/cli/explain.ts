@@ -2,12 +2,59 @@
 import { EinopsError } from '../errors.js';
 import { explainPlan } from '../compiler/explain.js';
 import { REDUCTIONS, type Operation } from '../compiler/recipe.js';
-import { planFor } from '../ops.js';
+import { planFor, rearrange, reduce, repeat } from '../ops.js';
+import { GraphBuilder, optimize, printGraph, sym, type Dim } from '../ir/index.js';
 
 export interface ExplainOptions {
   shape: string;
   op?: string;
   reduction?: string;
+  /** Print the IR graph (traced, then after the passes) instead of the tfjs plan. */
+  graph?: boolean;
+}
+
+/** Parses `N,3,224,224` into dims: a name is a symbolic dim (a dynamic axis). */
+export function parseGraphShapeArg(text: string): Dim[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((s) => {
+    const t = s.trim();
+    if (/^[A-Za-z_]\w*$/.test(t)) return sym(t);
+    const n = Number(t);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new EinopsError(`--shape: '${s}' is neither a non-negative integer nor a symbol name`);
+    return n;
+  });
+}
+
+/**
+ * The lines of `einvit explain --graph`: the pattern traced to IR, then after the graph passes.
+ *
+ * @example
+ * explainGraph('b (h w) c -> b c h w', { shape: 'N,16,3' }, ['h=4']);
+ */
+export function explainGraph(pattern: string, opts: ExplainOptions, lengthArgs: readonly string[]): string[] {
+  const shape = parseGraphShapeArg(opts.shape);
+  const lengths = Object.fromEntries(parseLengthArgs(lengthArgs));
+  const op = opts.op ?? 'rearrange';
+  const g = new GraphBuilder();
+  const x = g.input('x', shape);
+  let y;
+  if (op === 'reduce') y = reduce(x, pattern, (opts.reduction ?? 'sum') as 'sum', lengths);
+  else if (op === 'repeat') y = repeat(x, pattern, lengths);
+  else if (op === 'rearrange') y = rearrange(x, pattern, lengths);
+  else throw new EinopsError(`--op must be rearrange, reduce or repeat, not '${op}'`);
+  const traced = g.build({ y });
+  return [
+    `${op === 'reduce' ? `reduce(${opts.reduction ?? 'sum'})` : op}  '${pattern}'`,
+    'traced graph:',
+    ...printGraph(traced)
+      .split('\n')
+      .map((l) => `  ${l}`),
+    'after the graph passes:',
+    ...printGraph(optimize(traced))
+      .split('\n')
+      .map((l) => `  ${l}`),
+  ];
 }
 
 /** Parses `2,3,4` into [2, 3, 4]. */
@@ -34,6 +81,7 @@ export function parseLengthArgs(args: readonly string[]): Map<string, number> {
 
 /** Returns the lines `einvit explain` prints. */
 export function explain(pattern: string, opts: ExplainOptions, lengthArgs: readonly string[]): string[] {
+  if (opts.graph) return explainGraph(pattern, opts, lengthArgs);
   const shape = parseShapeArg(opts.shape);
   const op = opts.op ?? 'rearrange';
   let operation: Operation;

@@ -8,6 +8,8 @@ import { explain } from './explain.js';
 import { collectTargets, runJsonl, type Tally } from './conformance.js';
 import { runVitFolder } from './vit-conformance.js';
 import { attentionCommand, evalCommand, predictCommand } from './run.js';
+import { parseRuntime } from './runtime.js';
+import { exportOnnxCommand } from './export-onnx.js';
 import { train } from '../train/trainer.js';
 
 const program = new Command();
@@ -32,8 +34,13 @@ program
   .requiredOption('--shape <dims>', 'input shape, e.g. 2,3,4')
   .option('--op <op>', 'rearrange | reduce | repeat', 'rearrange')
   .option('--reduction <name>', 'reduction for --op reduce', 'sum')
+  .option('--graph', 'print the IR graph (a name in --shape, e.g. N,3,32,32, is a symbolic batch)')
   .action(
-    async (pattern: string, lengths: string[], opts: { shape: string; op: string; reduction: string }) => {
+    async (
+      pattern: string,
+      lengths: string[],
+      opts: { shape: string; op: string; reduction: string; graph?: boolean },
+    ) => {
       await start();
       for (const line of explain(pattern, opts, lengths)) console.log(line);
     },
@@ -45,12 +52,14 @@ program
     'run einops JSON Lines vectors and ViT reference folders (config.json + model.safetensors + io.safetensors)',
   )
   .argument('<paths...>', 'files or folders')
-  .action(async (paths: string[]) => {
+  .option('--runtime <name>', 'ViT folders on tfjs (default) or onnxruntime (the compiled model)', 'tfjs')
+  .action(async (paths: string[], o: { runtime: string }) => {
     const backend = await start();
+    const runtime = parseRuntime(o.runtime);
     const tally: Tally = { passed: 0, failed: 0, lines: [] };
     for (const target of collectTargets(paths)) {
       if (target.kind === 'jsonl') runJsonl(target.path, tally);
-      else await runVitFolder(target.path, tally);
+      else await runVitFolder(target.path, tally, runtime);
     }
     for (const line of tally.lines) console.log(line);
     console.log(`backend: ${backend}`);
@@ -127,9 +136,10 @@ program
   .description('accuracy, per-class accuracy and confusion matrix of a model on a test set')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir>', 'mnist')
-  .action(async (o: { model: string; data: string }) => {
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
+  .action(async (o: { model: string; data: string; runtime: string }) => {
     await start();
-    for (const line of await evalCommand(o.model, o.data)) console.log(line);
+    for (const line of await evalCommand(o.model, o.data, parseRuntime(o.runtime))) console.log(line);
   });
 
 program
@@ -137,10 +147,12 @@ program
   .description('top-5 classes of images')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--top <k>', 'how many classes', num('top'), 5)
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; top: number }) => {
+  .action(async (images: string[], o: { model: string; top: number; runtime: string }) => {
     await start();
-    for (const line of await predictCommand(o.model, images, o.top)) console.log(line);
+    for (const line of await predictCommand(o.model, images, o.top, parseRuntime(o.runtime)))
+      console.log(line);
   });
 
 program
@@ -149,11 +161,33 @@ program
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .requiredOption('--out <file>', 'PNG to write')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; out: string }) => {
+  .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
+  .action(async (images: string[], o: { model: string; out: string; runtime: string }) => {
     await start();
-    await attentionCommand(o.model, images, o.out);
+    await attentionCommand(o.model, images, o.out, parseRuntime(o.runtime));
     console.log(`wrote ${o.out}`);
   });
+
+program
+  .command('export-onnx')
+  .description('write a model folder as one ONNX file (opset 17, dynamic batch) for onnxruntime')
+  .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
+  .requiredOption('--out <file>', '.onnx file to write')
+  .option('--batch <n>', "'dynamic' or a fixed batch size", 'dynamic')
+  .option('--hidden-states', 'also output every hidden state')
+  .option('--attentions', 'also output every attention map')
+  .action(
+    async (o: {
+      model: string;
+      out: string;
+      batch: string;
+      hiddenStates?: boolean;
+      attentions?: boolean;
+    }) => {
+      await start();
+      for (const line of await exportOnnxCommand(o.model, o.out, o)) console.log(line);
+    },
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof EinopsError) {

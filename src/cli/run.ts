@@ -1,7 +1,7 @@
 // The model commands of the CLI: train, eval, predict, attention.
 import { tf } from '../tf.js';
 import { EinopsError } from '../errors.js';
-import { ViT } from '../vit/model.js';
+import type { ViT } from '../vit/model.js';
 import { gridSize } from '../vit/config.js';
 import { preprocessingFor } from '../vit/preprocessor.js';
 import { attentionRollout, classTokenAttention } from '../vit/attention.js';
@@ -10,7 +10,8 @@ import { preprocess } from '../image/preprocess.js';
 import { resizeBilinear } from '../image/resize.js';
 import { overlayHeatmap, tileImages } from '../image/draw.js';
 import { writePng } from '../image/png.js';
-import { checkFits, evaluateDetailed } from '../train/trainer.js';
+import { checkFits } from '../train/trainer.js';
+import { evaluateRunner, openModel, type RuntimeChoice } from './runtime.js';
 import { loadData } from '../train/datasets.js';
 import { formatConfusion, perClassAccuracy } from '../train/metrics.js';
 
@@ -31,11 +32,16 @@ export function loadPixels(
 }
 
 /** `einvit predict`: the top classes of each image, as printable lines. */
-export async function predictCommand(dir: string, paths: readonly string[], k = 5): Promise<string[]> {
-  const model = await ViT.fromPretrained(dir);
+export async function predictCommand(
+  dir: string,
+  paths: readonly string[],
+  k = 5,
+  runtime: RuntimeChoice = 'auto',
+): Promise<string[]> {
+  const runner = await openModel(dir, { runtime });
   try {
-    const { pixels } = loadPixels(dir, model, paths);
-    const { probs, top } = model.predict(pixels, k);
+    const { pixels } = loadPixels(dir, runner.model, paths);
+    const { probs, top } = await runner.predict(pixels, k);
     tf.dispose([pixels, probs]);
     const lines: string[] = [];
     top.forEach((row, i) => {
@@ -44,7 +50,7 @@ export async function predictCommand(dir: string, paths: readonly string[], k = 
     });
     return lines;
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }
 
@@ -52,20 +58,26 @@ export async function predictCommand(dir: string, paths: readonly string[], k = 
  * `einvit attention`: one row per image: the image, the last layer's class-token attention and the
  * attention rollout across layers, overlaid on the image.
  */
-export async function attentionCommand(dir: string, paths: readonly string[], out: string): Promise<void> {
-  const model = await ViT.fromPretrained(dir);
+export async function attentionCommand(
+  dir: string,
+  paths: readonly string[],
+  out: string,
+  runtime: RuntimeChoice = 'auto',
+): Promise<void> {
+  const runner = await openModel(dir, { runtime, outputAttentions: true });
   try {
+    const model = runner.model;
     if (!model.config.class_token) throw new EinopsError('attention maps need a model with a class token');
     const { pixels, images } = loadPixels(dir, model, paths);
     const grid = gridSize(model.config);
+    const o = await runner.forward(pixels, { outputAttentions: true });
     const [last, rollout] = tf.tidy(() => {
-      const o = model.forward(pixels, { outputAttentions: true });
       return [
         classTokenAttention(o.attentions!, grid, grid).dataSync() as Float32Array,
         attentionRollout(o.attentions!, grid, grid).dataSync() as Float32Array,
       ];
     });
-    pixels.dispose();
+    tf.dispose([pixels, o.logits, ...o.attentions!]);
     const cells: RgbImage[] = [];
     images.forEach((img, i) => {
       const side = 224;
@@ -77,21 +89,26 @@ export async function attentionCommand(dir: string, paths: readonly string[], ou
     });
     writePng(out, tileImages(cells, 3));
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }
 
 /** `einvit eval`: accuracy, per-class accuracy and the confusion matrix. */
-export async function evalCommand(dir: string, data: string): Promise<string[]> {
-  const model = await ViT.fromPretrained(dir);
+export async function evalCommand(
+  dir: string,
+  data: string,
+  runtime: RuntimeChoice = 'auto',
+): Promise<string[]> {
+  const runner = await openModel(dir, { runtime });
   try {
+    const model = runner.model;
     const split = loadData(data, {
       imageSize: model.config.image_size,
       channels: model.config.num_channels === 1 ? 1 : 3,
     });
     const ds = split.test;
     checkFits(model.config, ds);
-    const r = evaluateDetailed(model, ds);
+    const r = await evaluateRunner(runner, ds);
     const perClass = perClassAccuracy(r.matrix);
     return [
       `model ${dir} on ${ds.name} (${ds.count} test images)`,
@@ -102,6 +119,6 @@ export async function evalCommand(dir: string, data: string): Promise<string[]> 
       formatConfusion(r.matrix, ds.classNames),
     ];
   } finally {
-    model.dispose();
+    await runner.dispose();
   }
 }

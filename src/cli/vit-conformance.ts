@@ -2,8 +2,8 @@
 // tensor against the reference, max |diff| / max |ref| <= 1e-5 per tensor.
 import { join } from 'node:path';
 import { tf } from '../tf.js';
-import { ViT } from '../vit/model.js';
-import { openSafetensors } from '../vit/safetensors.js';
+import { openSafetensors, type SafetensorsFile } from '../vit/safetensors.js';
+import { openModel, type RuntimeChoice } from './runtime.js';
 import type { Tally } from './conformance.js';
 
 export const VIT_TOLERANCE = 1e-5;
@@ -17,17 +17,31 @@ export function relativeError(actual: tf.Tensor, expected: tf.Tensor): number {
   });
 }
 
-/** Runs one folder; appends a line per tensor and counts each tensor as one check. */
-export async function runVitFolder(dir: string, tally: Tally): Promise<void> {
-  const model = await ViT.fromPretrained(dir);
-  const io = openSafetensors(join(dir, 'io.safetensors'));
+/**
+ * Runs one folder on the chosen engine (tfjs by default here: conformance checks what is asked);
+ * appends a line per tensor and counts each tensor as one check.
+ */
+export async function runVitFolder(
+  dir: string,
+  tally: Tally,
+  runtime: RuntimeChoice = 'tfjs',
+): Promise<void> {
+  const all = {
+    outputHiddenStates: true,
+    outputAttentions: true,
+    outputPreLogits: true,
+    outputLastHiddenState: true,
+  };
+  const runner = await openModel(dir, { runtime, ...all });
+  let io: SafetensorsFile | undefined;
   try {
+    io = openSafetensors(join(dir, 'io.safetensors'));
     const pixels = io.readTensor('pixel_values');
-    const out = model.forward(pixels, { outputHiddenStates: true, outputAttentions: true });
+    const out = await runner.forward(pixels, all);
     const produced: Array<[string, tf.Tensor]> = [
       ['logits', out.logits],
-      ['pre_logits', out.preLogits],
-      ['last_hidden_state', out.lastHiddenState],
+      ['pre_logits', out.preLogits!],
+      ['last_hidden_state', out.lastHiddenState!],
       ...(out.hiddenStates ?? []).map((t, i): [string, tf.Tensor] => [`hidden_states.${i}`, t]),
       ...(out.attentions ?? []).map((t, i): [string, tf.Tensor] => [`attentions.${i}`, t]),
     ];
@@ -42,13 +56,14 @@ export async function runVitFolder(dir: string, tally: Tally): Promise<void> {
       const what = shapeOk
         ? `rel. error ${err.toExponential(2)}`
         : `shape [${actual.shape}] != [${expected.shape}]`;
-      tally.lines.push(`${ok ? 'ok  ' : 'FAIL'} ${dir} ${name}: ${what}`);
+      const where = runner.runtime === 'tfjs' ? dir : `${dir} [${runner.runtime}]`;
+      tally.lines.push(`${ok ? 'ok  ' : 'FAIL'} ${where} ${name}: ${what}`);
       expected.dispose();
     }
     for (const [, t] of produced) t.dispose();
     pixels.dispose();
   } finally {
-    io.close();
-    model.dispose();
+    io?.close();
+    await runner.dispose();
   }
 }

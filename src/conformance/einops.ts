@@ -63,7 +63,7 @@ export function readCases(path: string): ConformanceCase[] {
   return cases;
 }
 
-function toNumber(v: Value): number {
+export function toNumber(v: Value): number {
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (v === 'NaN') return NaN;
   if (v === 'Infinity') return Infinity;
@@ -71,7 +71,7 @@ function toNumber(v: Value): number {
   return Number(v);
 }
 
-function makeTensor(spec: TensorSpec): tf.Tensor {
+export function makeTensor(spec: TensorSpec): tf.Tensor {
   const dtype = spec.dtype === 'bool' ? 'bool' : spec.dtype === 'int32' ? 'int32' : 'float32';
   const values = spec.data.map(toNumber);
   return tf.tensor(dtype === 'bool' ? values.map((v) => v !== 0) : values, spec.shape, dtype);
@@ -102,7 +102,7 @@ function run(
 
 const EXACT_OPS = new Set(['rearrange', 'repeat', 'pack', 'unpack']);
 
-function compareTensor(
+export function compareTensor(
   c: ConformanceCase,
   actual: tf.Tensor,
   expected: TensorSpec,

@@ -346,20 +346,26 @@ class Emitter {
       case 'prod':
         this.add('ReduceProd', [asInt], { axes, keepdims }, out);
         return;
-      case 'max':
-      case 'min':
       case 'any':
       case 'all': {
-        const t = op.op === 'max' || op.op === 'any' ? 'ReduceMax' : 'ReduceMin';
-        const src =
-          op.op === 'any' || op.op === 'all'
-            ? dtype === 'bool'
-              ? asInt
-              : this.add('Cast', [this.add('Cast', [x], { to: ONNX_DTYPE.bool })], { to: ONNX_DTYPE.int32 })
-            : asInt;
-        if (dtype === 'bool' || op.op === 'any' || op.op === 'all') {
-          this.add('Cast', [this.add(t, [src], { axes, keepdims })], { to: ONNX_DTYPE.bool }, out);
-        } else this.add(t, [src], { axes, keepdims }, out);
+        // any = sum of ones > 0 (ReduceMax of an empty axis gives INT_MIN); all = min (empty: INT_MAX, true)
+        const ints =
+          dtype === 'bool'
+            ? asInt
+            : this.add('Cast', [this.add('Cast', [x], { to: ONNX_DTYPE.bool })], { to: ONNX_DTYPE.int32 });
+        const r =
+          op.op === 'any'
+            ? this.add('ReduceSum', [ints, this.constant('int64', [axes.length], axes)], { keepdims })
+            : this.add('ReduceMin', [ints], { axes, keepdims });
+        this.add('Cast', [r], { to: ONNX_DTYPE.bool }, out);
+        return;
+      }
+      case 'max':
+      case 'min': {
+        const t = op.op === 'max' ? 'ReduceMax' : 'ReduceMin';
+        if (dtype === 'bool')
+          this.add('Cast', [this.add(t, [asInt], { axes, keepdims })], { to: ONNX_DTYPE.bool }, out);
+        else this.add(t, [x], { axes, keepdims }, out);
         return;
       }
     }

@@ -8,7 +8,13 @@
  */
 export { toOnnx, exportOnnx, DEFAULT_EMIT, OPSET } from './emit.js';
 export type { EmitOptions } from './emit.js';
-export { OnnxSession, loadOnnxruntime, onnxruntimeUnavailable, inspectModel } from './runtime.js';
+export {
+  OnnxSession,
+  loadOnnxruntime,
+  onnxruntimeUnavailable,
+  inspectModel,
+  setOnnxruntimeImporter,
+} from './runtime.js';
 export type { Feed, IoSpec, SessionOptions } from './runtime.js';
-export { compileProgram, trace, CompiledProgram } from './program.js';
+export { compileProgram, compileGraph, trace, CompiledProgram } from './program.js';
 export type { InputSpec, TraceResult, CompileOptions } from './program.js';

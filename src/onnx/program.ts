@@ -1,5 +1,15 @@
 // compileProgram: trace a function written with einvit's ops on symbolic tensors, optimise the
 // graph, emit ONNX, open an onnxruntime session. `.run` gives what running the function eagerly gives.
+//
+// Traceable (record IR when given a symbolic tensor `Sym`):
+// - einvit's `rearrange`, `reduce` (named reductions; not a custom function), `repeat`, `einsum`,
+//   `pack`, `unpack`. A symbolic batch axis may be composed with others (`(b n) d`) but not
+//   decomposed into a known length (`(b 2)`), nor be the `*` axis of pack/unpack, nor be sliced.
+// - the methods of `Sym`: reshape, transpose, sum/mean/max/reduce, tile, expand, slice, matMul,
+//   add/sub/rsub/mul/div/pow/maximum/minimum, equal/less/greater/and/or/not, neg/exp/log/sqrt/
+//   rsqrt/reciprocal/tanh/erf/relu/sigmoid/abs, softmax/logSoftmax, layerNorm, gelu, cast, argMax;
+//   and GraphBuilder's concat, where, attention, constant, param.
+// Anything else (tf.* ops on a Sym, data-dependent shapes) fails at trace time with a CompileError.
 import { tf } from '../tf.js';
 import { CompileError, EinvitError } from '../errors.js';
 import { GraphBuilder, Sym } from '../ir/builder.js';
@@ -87,6 +97,11 @@ export class CompiledProgram {
     return this.session.run(inputs);
   }
 
+  /** As {@link run}, returning onnxruntime's tensors (typed arrays in `.data`, shapes in `.dims`). */
+  runRaw(inputs: Record<string, Feed>) {
+    return this.session.runRaw(inputs);
+  }
+
   dispose(): Promise<void> {
     return this.session.dispose();
   }
@@ -106,7 +121,16 @@ export async function compileProgram(
   inputs: Readonly<Record<string, InputSpec>>,
   options: CompileOptions = {},
 ): Promise<CompiledProgram> {
-  const traced = trace(fn, inputs);
+  return compileGraph(trace(fn, inputs), options);
+}
+
+/**
+ * As {@link compileProgram} for a graph already built (e.g. by `ViT.compile`).
+ *
+ * @example
+ * const p = await compileGraph(builder.build({ logits }));
+ */
+export async function compileGraph(traced: Graph, options: CompileOptions = {}): Promise<CompiledProgram> {
   const graph = options.optimize === false ? traced : optimize(traced);
   const onnx = toOnnx(graph, options);
   const session = await OnnxSession.create(onnx, { source: 'the compiled program', ...options });

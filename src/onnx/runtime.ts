@@ -13,6 +13,20 @@ type Ort = typeof import('onnxruntime-node');
 
 let ortPromise: Promise<Ort | null> | undefined;
 let unavailable: string | undefined;
+let importer: () => Promise<unknown> = () => import('onnxruntime-node');
+
+/**
+ * Replaces how onnxruntime-node is imported (tests simulate a machine where it cannot load);
+ * without an argument restores the real import.
+ *
+ * @example
+ * setOnnxruntimeImporter(() => Promise.reject(new Error('no binary for this platform')));
+ */
+export function setOnnxruntimeImporter(fn?: () => Promise<unknown>): void {
+  importer = fn ?? (() => import('onnxruntime-node'));
+  ortPromise = undefined;
+  unavailable = undefined;
+}
 
 /**
  * onnxruntime-node, or `null` when it cannot load on this machine (the reason is in
@@ -23,7 +37,7 @@ let unavailable: string | undefined;
  * if (!ort) console.warn(onnxruntimeUnavailable());
  */
 export function loadOnnxruntime(): Promise<Ort | null> {
-  ortPromise ??= import('onnxruntime-node').then(
+  ortPromise ??= importer().then(
     (m) => ((m as { default?: Ort }).default ?? m) as Ort,
     (e: unknown) => {
       unavailable = `onnxruntime-node could not be loaded (${(e as Error).message.split('\n')[0]}); using the tfjs path`;

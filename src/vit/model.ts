@@ -9,7 +9,8 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
 import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
 import { loadCheckpoint, toHuggingFace } from './weights.js';
-import { buildParams, expectedParameters, flattenParams, type ViTParams } from './params.js';
+import { buildParams, expectedParameters, flattenParams, mapParams, type ViTParams } from './params.js';
+import type { CompiledViT, CompileOptions } from './compiled.js';
 import { eagerOps } from './eager.js';
 import { vitNetwork, type NetworkRates } from './network.js';
 import { resamplePosEmbed, sincosPosEmbed2d } from './posembed.js';
@@ -20,6 +21,10 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
   /** Also return `attentions` (every block's softmax probabilities `[N, heads, T, T]`). */
   outputAttentions?: boolean;
+  /** Also return `preLogits` (what the classifier sees). */
+  outputPreLogits?: boolean;
+  /** Also return `lastHiddenState` (tokens after the final LayerNorm). */
+  outputLastHiddenState?: boolean;
   /** Apply dropout (rates from the config). */
   training?: boolean;
   /** Seed for the dropout masks (training only); unseeded when absent. */
@@ -28,14 +33,20 @@ export interface ForwardOptions {
   interpolatePosEncoding?: boolean;
 }
 
-/** What {@link ViT.forward} returns; the meanings of test/vit-reference/README.md. */
+/**
+ * What {@link ViT.forward} returns; the meanings of test/vit-reference/README.md. Only the tensors
+ * asked for are returned (the others are freed), so disposing what you use frees everything.
+ */
 export interface ForwardOutput {
   /** `[N, num_labels]` (equals `preLogits` when the model has no head). */
   logits: tf.Tensor;
-  /** `[N, D]`: the vector fed to the classifier (after pooling and `fc_norm`). */
-  preLogits: tf.Tensor;
-  /** `[N, T, D]`: tokens after the final pre-pool LayerNorm (the last block's output when there is none). */
-  lastHiddenState: tf.Tensor;
+  /** `[N, D]`: the vector fed to the classifier (after pooling and `fc_norm`); with `outputPreLogits`. */
+  preLogits?: tf.Tensor;
+  /**
+   * `[N, T, D]`: tokens after the final pre-pool LayerNorm (the last block's output when there is
+   * none); with `outputLastHiddenState`.
+   */
+  lastHiddenState?: tf.Tensor;
   /** `L + 1` tensors `[N, T, D]`: embeddings, then each block's output before the final norm. */
   hiddenStates?: tf.Tensor[];
   /** `L` tensors `[N, heads, T, T]`. */
@@ -320,11 +331,13 @@ export class ViT {
   }
 
   /**
-   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised), eagerly on tfjs.
+   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised), eagerly on tfjs. Returns
+   * `logits` and the other outputs asked for in `opts`; the caller disposes them.
    *
    * @example
    * const out = model.forward(pixels, { outputAttentions: true });
    * out.logits.print();
+   * tf.dispose([out.logits, ...out.attentions!]);
    */
   forward(pixels: tf.Tensor, opts: ForwardOptions = {}): ForwardOutput {
     this.checkAlive('forward');
@@ -337,11 +350,10 @@ export class ViT {
     return tf.tidy(() => {
       const pos = this.positions(gh, gw, opts.interpolatePosEncoding === true);
       const out = vitNetwork(ops, cfg, this.params, pixels, pos, rates);
-      const result: ForwardOutput = {
-        logits: out.logits,
-        preLogits: out.preLogits,
-        lastHiddenState: out.lastHiddenState,
-      };
+      // tf.tidy frees whatever is not returned: the caller owns exactly what it asked for.
+      const result: ForwardOutput = { logits: out.logits };
+      if (opts.outputPreLogits) result.preLogits = out.preLogits;
+      if (opts.outputLastHiddenState) result.lastHiddenState = out.lastHiddenState;
       if (opts.outputHiddenStates) result.hiddenStates = out.hiddenStates;
       if (opts.outputAttentions) result.attentions = out.attentions;
       return result as unknown as tf.TensorContainer;
@@ -402,6 +414,27 @@ export class ViT {
     }
     writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...opts.metadata });
     writeJsonAtomic(join(dir, 'config.json'), json);
+  }
+
+  /**
+   * Compiles the model whole: traces the network into one graph, optimises it, emits ONNX and opens an
+   * onnxruntime session. The result has `forward` / `predict` with this model's contract (async) and
+   * its own copy of the weights. Throws RuntimeFailure when onnxruntime cannot load on this machine.
+   *
+   * @example
+   * const fast = await model.compile({ batch: 'dynamic', outputAttentions: true });
+   * const { logits, attentions } = await fast.forward(pixels, { outputAttentions: true });
+   * await fast.dispose();
+   */
+  async compile(opts: CompileOptions = {}): Promise<CompiledViT> {
+    this.checkAlive('compile');
+    // Loaded on first use: eager-only users never load the ONNX emitter.
+    const { CompiledViT } = await import('./compiled.js');
+    const data = mapParams(this.config, this.params, (v) => ({
+      shape: [...v.shape],
+      data: v.dataSync() as Float32Array,
+    }));
+    return CompiledViT.create(this.config, data, opts);
   }
 
   /** Frees every variable; the model is unusable afterwards. */

@@ -12,7 +12,7 @@ import { vitNetwork } from './network.js';
 import { mapParams, type ViTParams } from './params.js';
 import type { TensorData } from './safetensors.js';
 import type { SurfaceReduction, VitOps } from './surface.js';
-import { tracePattern } from './trace-patterns.js';
+import { einsum, pack, rearrange, reduce, repeat, unpack } from '../ops.js';
 
 /**
  * The op surface on symbolic tensors of `g`.
@@ -22,73 +22,81 @@ import { tracePattern } from './trace-patterns.js';
  * const ops = traceOps(g);
  * const y = ops.linear(g.input('x', [sym('N'), 4]), w); // records MatMul + Add
  */
-export function traceOps(g: GraphBuilder): VitOps<Sym, SymDim> {
+export function traceOps(g: GraphBuilder, opts: { attentionMaps?: boolean } = {}): VitOps<Sym, SymDim> {
   const linear = (x: Sym, weight: Sym, bias?: Sym): Sym => {
     // The weight is stored [out, in]; the transpose of a parameter folds into the initializer.
-    const y = x.matMul(tracePattern('rearrange', weight, 'o i -> i o'));
+    const y = x.matMul(rearrange(weight, 'o i -> i o'));
     return bias ? y.add(bias) : y;
   };
-  const ops: VitOps<Sym, SymDim> = {
+  return {
     shape: (x) => x.shape,
     constant: (data, shape) => g.constant(data, [...shape]),
     scope: (_name, fn) => fn(),
-    rearrange: (x, pattern, lengths) => tracePattern('rearrange', x, pattern, lengths),
+    rearrange: (x, pattern, lengths) => rearrange(x, pattern, concrete('rearrange', pattern, lengths)),
     reduce: (x, pattern, reduction: SurfaceReduction, lengths) =>
-      tracePattern('reduce', x, pattern, lengths, reduction),
-    repeat: (x, pattern, lengths) => tracePattern('repeat', x, pattern, lengths),
-    einsum: (pattern) => {
-      throw new CompileError(`einsum '${pattern}' is not traceable yet`, { rule: 'not-traceable' });
+      reduce(x, pattern, reduction, concrete('reduce', pattern, lengths)),
+    repeat: (x, pattern, lengths) => {
+      const b = lengths?.b;
+      // The pattern planner takes concrete lengths; a new batch axis of symbolic length is a broadcast.
+      if (pattern === '1 n e -> b n e' && b !== undefined && typeof b !== 'number') {
+        return x.expand([b, ...x.shape.slice(1)]);
+      }
+      return repeat(x, pattern, concrete('repeat', pattern, lengths));
     },
-    pack: (xs, pattern) => {
-      if (pattern !== 'b * e') throw notTraceable('pack', pattern);
-      return g.concat(xs, 1);
-    },
-    unpack: (x, shapes, pattern) => {
-      if (pattern !== 'b * e' || shapes.some((s) => s.length !== 1)) throw notTraceable('unpack', pattern);
-      let start = 0;
-      return shapes.map(([len]) => {
-        const part = x.slice(1, start, start + len);
-        start += len;
-        return part;
-      });
-    },
+    einsum: (pattern, ...xs) => einsum(pattern, ...xs),
+    pack: (xs, pattern) => pack([...xs], pattern)[0],
+    unpack: (x, shapes, pattern) => unpack(x, shapes, pattern),
     linear,
     linearSplit: (x, weight, bias, parts) => {
       // One wide product, then slices of its output features: one MatMul kernel instead of `parts`.
       const y = linear(x, weight, bias);
-      const axis = y.rank - 1;
-      const width = (y.shape[axis] as number) / parts;
-      return Array.from({ length: parts }, (_, i) => y.slice(axis, i * width, (i + 1) * width));
+      const width = (y.shape[y.rank - 1] as number) / parts;
+      const lead = Array.from({ length: y.rank - 1 }, (_, i) => `a${i}`).join(' ');
+      return unpack(
+        y,
+        Array.from({ length: parts }, () => [width]),
+        `${lead} *`,
+      );
     },
     patchEmbed: (pixels, weight, bias, patch) => {
-      const patches = tracePattern('rearrange', pixels, 'b c (h p1) (w p2) -> b (h w) (c p1 p2)', {
-        p1: patch,
-        p2: patch,
-      });
-      const kernel = tracePattern('rearrange', weight, 'e c p1 p2 -> e (c p1 p2)');
-      return linear(patches, kernel, bias);
+      const patches = rearrange(pixels, 'b c (h p1) (w p2) -> b (h w) (c p1 p2)', { p1: patch, p2: patch });
+      return linear(patches, rearrange(weight, 'e c p1 p2 -> e (c p1 p2)'), bias);
     },
     layerNorm: (x, gamma, beta, eps) => x.layerNorm(gamma, beta, eps),
     activation: (x, name) => x.gelu(name === 'gelu' ? 'none' : 'tanh'),
     attention: (q, k, v, scale) => {
-      // The explicit probabilities are recorded too; they are dead code (dropped) unless the graph
-      // outputs the attention maps.
-      const probs = q
-        .matMul(tracePattern('rearrange', k, 'b h k d -> b h d k'))
-        .mul(scale)
-        .softmax(-1);
-      return { out: g.attention(q, k, v, scale), probs };
+      // When the maps are outputs, the attended values use them; otherwise one attention node (the
+      // emitter picks its fused form) and the probabilities are dead code the passes drop.
+      const probs = einsum('b h q d, b h k d -> b h q k', q, k).mul(scale).softmax(-1);
+      return {
+        out: opts.attentionMaps
+          ? einsum('b h q k, b h k d -> b h q d', probs, v)
+          : g.attention(q, k, v, scale),
+        probs,
+      };
     },
     add: (a, b) => a.add(b),
     addBroadcast: (x, b) => x.add(b),
     mul: (x, b) => x.mul(b),
     dropout: (x) => x,
   };
-  return ops;
 }
 
-function notTraceable(op: string, pattern: string): CompileError {
-  return new CompileError(`${op} '${pattern}' is not traceable yet`, { rule: 'not-traceable' });
+/** Pattern lengths as the planner takes them: numbers (a symbolic one is outside the traceable set). */
+function concrete(
+  op: string,
+  pattern: string,
+  lengths: Record<string, number | SymDim> | undefined,
+): Record<string, number> | undefined {
+  if (lengths === undefined) return undefined;
+  for (const [k, v] of Object.entries(lengths)) {
+    if (typeof v !== 'number') {
+      throw new CompileError(`${op} "${pattern}": axis ${k} has a symbolic length; give it a number`, {
+        rule: 'untraceable',
+      });
+    }
+  }
+  return lengths as Record<string, number>;
 }
 
 /** Options of {@link traceViT}. */
@@ -99,8 +107,10 @@ export interface TraceOptions {
   outputHiddenStates?: boolean;
   /** Also output `attentions.0` ... `attentions.{L-1}`. */
   outputAttentions?: boolean;
-  /** Also output `pre_logits` and `last_hidden_state`. */
-  outputFeatures?: boolean;
+  /** Also output `pre_logits`. */
+  outputPreLogits?: boolean;
+  /** Also output `last_hidden_state`. */
+  outputLastHiddenState?: boolean;
 }
 
 /** Name of the graph input (HF's name, so exported files drop in where transformers.js expects it). */
@@ -133,13 +143,11 @@ export function traceViT(cfg: ViTConfig, params: ViTParams<TensorData>, opts: Tr
       grid * grid + (cfg.class_token ? 1 : 0),
       cfg.hidden_size,
     ]);
-  const ops = traceOps(g);
+  const ops = traceOps(g, { attentionMaps: opts.outputAttentions });
   const out = vitNetwork(ops, cfg, tree, pixels, positions, { hidden: 0, attention: 0 });
   const outputs: Record<string, Sym> = { logits: out.logits };
-  if (opts.outputFeatures) {
-    outputs.pre_logits = out.preLogits;
-    outputs.last_hidden_state = out.lastHiddenState;
-  }
+  if (opts.outputPreLogits) outputs.pre_logits = out.preLogits;
+  if (opts.outputLastHiddenState) outputs.last_hidden_state = out.lastHiddenState;
   if (opts.outputHiddenStates) out.hiddenStates.forEach((h, i) => (outputs[`hidden_states.${i}`] = h));
   if (opts.outputAttentions) out.attentions.forEach((a, i) => (outputs[`attentions.${i}`] = a));
   return g.build(outputs);

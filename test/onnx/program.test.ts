@@ -123,3 +123,27 @@ describe('compileProgram: DSL ops traced to ONNX, same numbers as eager tfjs', (
     ).rejects.toThrow(/rearrange "b \(c k\) -> b c k" on symbolic input \[N, 3\]/);
   });
 });
+
+describe('symbolic batch through expand and concat (a class token)', () => {
+  it('broadcasts a parameter over the runtime batch', async () => {
+    const p = await compileProgram(
+      (x) => {
+        const g = x.builder;
+        const cls = g.param('cls', Float32Array.from([1, 2, 3]), [1, 1, 3]);
+        const tokens = g.concat([cls.expand([sym('N'), 1, 3]), x], 1);
+        return { output: tokens.mul(2) };
+      },
+      { x: { shape: [sym('N'), 2, 3] } },
+    );
+    for (const n of [1, 3]) {
+      const x = tf.randomNormal([n, 2, 3]);
+      const { output } = await p.run({ x });
+      const ref = tf.tidy(() =>
+        tf.mul(tf.concat([tf.broadcastTo(tf.tensor3d([1, 2, 3], [1, 1, 3]), [n, 1, 3]), x], 1), 2),
+      );
+      close(output, ref);
+      tf.dispose([x, output, ref]);
+    }
+    await p.dispose();
+  });
+});

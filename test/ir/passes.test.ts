@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { tf } from '../../src/tf.js';
+import { rearrange } from '../../src/ops.js';
+import { evaluate, GraphBuilder, optimize, printGraph, sym, type Graph } from '../../src/ir/index.js';
+
+await tf.setBackend('cpu');
+
+function kinds(g: Graph): string[] {
+  return g.nodes.map((n) => n.op.kind);
+}
+
+function sameNumbers(a: Graph, b: Graph, inputs: Record<string, tf.Tensor>): void {
+  const before = tf.memory().numTensors;
+  const x = evaluate(a, inputs);
+  const y = evaluate(b, inputs);
+  for (const k of Object.keys(x)) {
+    expect(y[k].shape).toEqual(x[k].shape);
+    expect(Array.from(y[k].dataSync())).toEqual(Array.from(x[k].dataSync()));
+  }
+  tf.dispose([...Object.values(x), ...Object.values(y)]);
+  expect(tf.memory().numTensors).toBe(before);
+}
+
+describe('graph passes', () => {
+  it('merges consecutive reshapes and transposes, drops identities', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [sym('N'), 6, 4]);
+    const y = x
+      .reshape([sym('N'), 2, 3, 4])
+      .reshape([sym('N', 6), 4]) // reshape of reshape
+      .reshape([sym('N'), 6, 4]) // back to the input shape: identity
+      .transpose([0, 2, 1])
+      .transpose([0, 2, 1]) // composes to identity
+      .transpose([2, 0, 1])
+      .transpose([1, 0, 2]) // composes to [0, 2, 1]
+      .tile([1, 1, 1]);
+    const before = g.build({ y });
+    const after = optimize(before);
+    expect(kinds(after)).toEqual(['input', 'transpose']);
+    expect(printGraph(after)).toContain('transpose(%0, [0, 2, 1])');
+    const xs = tf.randomNormal([3, 6, 4]);
+    sameNumbers(before, after, { x: xs });
+    xs.dispose();
+  });
+
+  it('folds constants, shares equal nodes and drops dead ones', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [2, 3]);
+    const c = g.constant([1, 2, 3], [3]).mul(2).add(1); // folds to [3, 5, 7]
+    const a = x.add(c).exp();
+    const b = x.add(c).exp(); // same as a
+    void x.log(); // dead
+    const before = g.build({ y: a.mul(b) });
+    const after = optimize(before);
+    expect(kinds(after)).toEqual(['input', 'const', 'add', 'exp', 'mul']);
+    const folded = after.nodes[1].op;
+    expect(folded.kind === 'const' && Array.from(folded.data)).toEqual([3, 5, 7]);
+    const xs = tf.randomNormal([2, 3]);
+    sameNumbers(before, after, { x: xs });
+    xs.dispose();
+  });
+
+  it('a traced multi-step pattern keeps its numbers after the passes', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [sym('N'), 4, 6]);
+    const y = rearrange(rearrange(x, 'b (h p) w -> b h p w', { p: 2 }), 'b h p w -> b (h p) w');
+    const before = g.build({ y });
+    const after = optimize(before);
+    expect(kinds(after)).toEqual(['input']);
+    const xs = tf.randomNormal([2, 4, 6]);
+    sameNumbers(before, after, { x: xs });
+    xs.dispose();
+  });
+});
