@@ -2,12 +2,14 @@
 // The einvit command line.
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
-import { EinopsError } from '../errors.js';
+import { EinopsError, EinvitError } from '../errors.js';
 import { ready } from '../backends/index.js';
 import { explain } from './explain.js';
 import { collectTargets, runJsonl, type Tally } from './conformance.js';
 import { runVitFolder } from './vit-conformance.js';
-import { attentionCommand, evalCommand, predictCommand } from './run.js';
+import { evalCommand } from './run.js';
+import { invertMode, predictCommand } from './predict.js';
+import { attentionCommand } from './attention.js';
 import { parseRuntime } from './runtime.js';
 import { exportOnnxCommand } from './export-onnx.js';
 import { train } from '../train/trainer.js';
@@ -142,17 +144,21 @@ program
     for (const line of await evalCommand(o.model, o.data, parseRuntime(o.runtime))) console.log(line);
   });
 
+const INVERT_HELP =
+  'auto: invert images whose polarity (dark/light background) differs from the training data; always; never';
+
 program
   .command('predict')
   .description('top-5 classes of images')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--top <k>', 'how many classes', num('top'), 5)
+  .option('--invert <mode>', INVERT_HELP, 'auto')
   .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; top: number; runtime: string }) => {
+  .action(async (images: string[], o: { model: string; top: number; invert: string; runtime: string }) => {
     await start();
-    for (const line of await predictCommand(o.model, images, o.top, parseRuntime(o.runtime)))
-      console.log(line);
+    const lines = await predictCommand(o.model, images, o.top, invertMode(o.invert), parseRuntime(o.runtime));
+    for (const line of lines) console.log(line);
   });
 
 program
@@ -160,11 +166,19 @@ program
   .description('class-token attention maps (last layer and rollout) overlaid on images, as a PNG')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .requiredOption('--out <file>', 'PNG to write')
+  .option('--invert <mode>', INVERT_HELP, 'auto')
   .argument('<images...>', 'PNG or JPEG files')
   .option('--runtime <name>', 'auto (onnxruntime where it loads, else tfjs) | onnxruntime | tfjs', 'auto')
-  .action(async (images: string[], o: { model: string; out: string; runtime: string }) => {
+  .action(async (images: string[], o: { model: string; out: string; invert: string; runtime: string }) => {
     await start();
-    await attentionCommand(o.model, images, o.out, parseRuntime(o.runtime));
+    const lines = await attentionCommand(
+      o.model,
+      images,
+      o.out,
+      invertMode(o.invert),
+      parseRuntime(o.runtime),
+    );
+    for (const line of lines) console.log(line);
     console.log(`wrote ${o.out}`);
   });
 
@@ -190,7 +204,7 @@ program
   );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof EinopsError) {
+  if (e instanceof EinvitError) {
     console.error(`einvit: ${e.message}`);
     process.exit(2);
   }
