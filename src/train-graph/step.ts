@@ -8,7 +8,7 @@ import { dimEq, fmtShape, type Dim } from '../ir/dims.js';
 import { grad, rebuild } from '../ir/grad.js';
 import type { Graph } from '../ir/graph.js';
 import type { Sym } from '../ir/builder.js';
-import { defaultNoDecay } from '../train/optimizer.js';
+import { defaultNoDecay, type OptimizerState } from '../train/optimizer.js';
 import type { tf } from '../tf.js';
 
 /** Options of {@link trainStepGraph}; defaults are the trainer's recipe and PyTorch's AdamW. */
@@ -271,6 +271,59 @@ export class StepState {
       this.values.set(stepNames.expAvg(p.name), new Float32Array(size));
       this.values.set(stepNames.expAvgSq(p.name), new Float32Array(size));
     }
+  }
+
+  /**
+   * The moments and step count in the eager AdamW's format (`AdamW.exportState`), so either engine
+   * can resume the other's run.
+   *
+   * @example
+   * const saved = state.exportState(); // { step, tensors: Map('<name>.exp_avg' -> ...) }
+   */
+  exportState(): OptimizerState {
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const p of this.step.params) {
+      for (const key of [stepNames.expAvg(p.name), stepNames.expAvgSq(p.name)]) {
+        tensors.set(key, { shape: [...p.shape], data: this.values.get(key)!.slice() });
+      }
+    }
+    return { step: this.count, tensors };
+  }
+
+  /**
+   * Restores moments and the step count written by `exportState` here or by the eager `AdamW`;
+   * every parameter's moments must be present with its shape.
+   *
+   * @example
+   * state.importState(adamw.exportState());
+   */
+  importState(state: OptimizerState): void {
+    if (!(Number.isInteger(state.step) && state.step >= 0)) {
+      throw new UsageError(`StepState.importState: step must be a non-negative integer, got ${state.step}`, {
+        rule: 'train-step',
+      });
+    }
+    const known = new Set<string>();
+    for (const p of this.step.params) {
+      for (const key of [stepNames.expAvg(p.name), stepNames.expAvgSq(p.name)]) {
+        known.add(key);
+        const entry = state.tensors.get(key);
+        const size = p.shape.reduce((a, b) => a * b, 1);
+        if (!entry) throw new UsageError(`StepState.importState: missing '${key}'`, { rule: 'train-step' });
+        if (entry.data.length !== size || entry.shape.join() !== p.shape.join()) {
+          throw new UsageError(
+            `StepState.importState: '${key}' has shape [${entry.shape.join(', ')}], parameter has [${p.shape.join(', ')}]`,
+            { rule: 'train-step' },
+          );
+        }
+      }
+    }
+    for (const key of state.tensors.keys()) {
+      if (!known.has(key))
+        throw new UsageError(`StepState.importState: unknown entry '${key}'`, { rule: 'train-step' });
+    }
+    for (const key of known) this.values.set(key, Float32Array.from(state.tensors.get(key)!.data));
+    this.count = state.step;
   }
 
   /** The parameter, moment and scalar feeds of the next step (add the data inputs). */

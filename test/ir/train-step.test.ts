@@ -277,6 +277,51 @@ describe('trainStepGraph: any traced function', () => {
     }
   });
 
+  it('resumes the eager optimizer state (and the eager optimizer resumes the graph state)', () => {
+    const step = trainStepGraph(mlp(), { weightDecay: 0.1 });
+    const vars = new Map(step.params.map((p) => [p.name, tf.variable(tf.tensor(p.initial, [...p.shape]))]));
+    const opt = new AdamW(vars, { weightDecay: 0.1 });
+    const fwd = (x: tf.Tensor) =>
+      tf.add(
+        tf.matMul(
+          tf.tanh(tf.add(tf.matMul(x, vars.get('fc1.weight')!), vars.get('fc1.bias')!)),
+          vars.get('fc2.weight')!,
+        ),
+        vars.get('fc2.bias')!,
+      );
+    const batch = (i: number) => ({
+      x: tf.randomNormal([5, 6], 0, 1, 'float32', 200 + i),
+      labels: Int32Array.from([0, 1, 2, 1, i % 3]),
+    });
+    const o = { labelSmoothing: 0.1, clip: 1, classes: 3 };
+    for (let i = 0; i < 2; i++) {
+      const { x, labels } = batch(i);
+      eagerStep(fwd, vars, opt, x, labels, 0.01, o);
+      x.dispose();
+    }
+    // Eager run -> graph: parameters from the variables, moments and step count from AdamW.
+    const state = new StepState(step, new Map([...vars].map(([n, v]) => [n, v.dataSync() as Float32Array])));
+    state.importState(opt.exportState());
+    expect(state.count).toBe(2);
+    const { x, labels } = batch(2);
+    const eager = eagerStep(fwd, vars, opt, x, labels, 0.01, o);
+    const out = state.accept(graphStep(step.graph, state.feeds(labels, 0.01), x));
+    x.dispose();
+    expect(rel([out.loss], [eager.loss])).toBeLessThan(1e-6);
+    for (const [name, v] of vars) expect(rel(state.values.get(name)!, v.dataSync()), name).toBeLessThan(1e-5);
+    // Graph -> eager: the exported state is AdamW's format.
+    const back = new AdamW(vars, { weightDecay: 0.1 });
+    back.importState(state.exportState());
+    expect(back.stepCount).toBe(3);
+    const a = back.exportState();
+    const b = opt.exportState();
+    for (const [key, t] of b.tensors) expect(rel(a.tensors.get(key)!.data, t.data), key).toBeLessThan(1e-5);
+    expect(() => state.importState({ step: 1, tensors: new Map() })).toThrow(/missing 'fc1.weight.exp_avg'/);
+    back.dispose();
+    opt.dispose();
+    tf.dispose([...vars.values()]);
+  });
+
   it('rejects a graph without logits, bad options, and foreign buffers', () => {
     expect(() => trainStepGraph(mlp(), { logits: 'scores' })).toThrow(CompileError);
     expect(() => trainStepGraph(mlp(), { logits: 'scores' })).toThrow(
