@@ -3,7 +3,8 @@ import { EinopsError } from '../errors.js';
 import { explainPlan } from '../compiler/explain.js';
 import { REDUCTIONS, type Operation } from '../compiler/recipe.js';
 import { planFor, rearrange, reduce, repeat } from '../ops.js';
-import { GraphBuilder, optimize, printGraph, sym, type Dim } from '../ir/index.js';
+import { GraphBuilder, optimize, printGraph, sym, type Dim, type Graph } from '../ir/index.js';
+import { traceFolder } from './export-onnx.js';
 
 export interface ExplainOptions {
   shape: string;
@@ -77,6 +78,28 @@ export function parseLengthArgs(args: readonly string[]): Map<string, number> {
     out.set(m[1], Number(m[2]));
   }
   return out;
+}
+
+function indented(g: Graph): string[] {
+  return printGraph(g)
+    .split('\n')
+    .map((l) => `  ${l}`);
+}
+
+/**
+ * The lines of `einvit explain --model <dir>`: the whole model's forward pass as the graph it compiles
+ * to (dynamic batch), after the graph passes, with the node counts before and after them.
+ *
+ * @example
+ * await explainModel('test/vit-reference/cifar-tiny'); // ['model test/vit-reference/cifar-tiny: 412 nodes traced, ...', ...]
+ */
+export async function explainModel(dir: string): Promise<string[]> {
+  const { graph } = await traceFolder(dir, { batch: 'dynamic' });
+  const optimized = optimize(graph);
+  return [
+    `model ${dir}: ${graph.nodes.length} nodes traced, ${optimized.nodes.length} after the graph passes`,
+    ...indented(optimized),
+  ];
 }
 
 /** Returns the lines `einvit explain` prints. */

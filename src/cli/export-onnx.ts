@@ -8,7 +8,8 @@ import { graphInputs, graphParams, type Graph } from '../ir/graph.js';
 import { optimize } from '../ir/passes.js';
 import { toOnnx, type EmitOptions } from '../onnx/emit.js';
 import { ViT } from '../vit/model.js';
-import { PIXEL_INPUT, traceViT } from '../vit/trace.js';
+import { PIXEL_INPUT, traceViT, type TraceOptions } from '../vit/trace.js';
+import type { ViTConfig } from '../vit/config.js';
 import { mapParams } from '../vit/params.js';
 
 /** Options of {@link exportGraph}. */
@@ -68,6 +69,27 @@ export async function exportOnnxCommand(
   }
   if (!out.endsWith('.onnx'))
     throw new UsageError(`--out must name a .onnx file, got '${out}'`, { rule: 'bad-argument' });
+  const extra = Boolean(opts.hiddenStates || opts.attentions);
+  const { graph, config } = await traceFolder(dir, {
+    batch,
+    outputPreLogits: extra,
+    outputLastHiddenState: extra,
+    outputHiddenStates: opts.hiddenStates,
+    outputAttentions: opts.attentions,
+  });
+  return exportGraph(graph, out, { metadata: { config: JSON.stringify(config), input: PIXEL_INPUT } });
+}
+
+/**
+ * Loads a model folder and traces its forward pass into a graph (the model's tensors are freed).
+ *
+ * @example
+ * const { graph } = await traceFolder('runs/mnist', { batch: 'dynamic' });
+ */
+export async function traceFolder(
+  dir: string,
+  opts: TraceOptions = {},
+): Promise<{ graph: Graph; config: ViTConfig }> {
   const model = await ViT.fromPretrained(dir);
   try {
     const cfg = model.config;
@@ -75,15 +97,7 @@ export async function exportOnnxCommand(
       shape: [...v.shape],
       data: v.dataSync() as Float32Array,
     }));
-    const extra = Boolean(opts.hiddenStates || opts.attentions);
-    const graph = traceViT(cfg, data, {
-      batch,
-      outputPreLogits: extra,
-      outputLastHiddenState: extra,
-      outputHiddenStates: opts.hiddenStates,
-      outputAttentions: opts.attentions,
-    });
-    return exportGraph(graph, out, { metadata: { config: JSON.stringify(cfg), input: PIXEL_INPUT } });
+    return { graph: traceViT(cfg, data, opts), config: cfg };
   } finally {
     model.dispose();
   }

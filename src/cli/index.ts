@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { EinvitError, UsageError } from '../errors.js';
 import { ready } from '../backends/index.js';
-import { explain } from './explain.js';
+import { explain, explainModel } from './explain.js';
 import { conformanceCommand } from './conformance.js';
 import { numberFlag } from './options.js';
 import { evalCommand } from './run.js';
@@ -30,21 +30,38 @@ async function start(): Promise<string> {
 
 program
   .command('explain')
-  .description('print the tfjs steps a pattern compiles to')
-  .argument('<pattern>', "e.g. 'b (h w) c -> b c h w'")
+  .description('print the tfjs steps a pattern compiles to, or the graph of a whole model (--model)')
+  .argument('[pattern]', "e.g. 'b (h w) c -> b c h w'")
   .argument('[lengths...]', 'axis lengths such as h=2')
-  .requiredOption('--shape <dims>', 'input shape, e.g. 2,3,4')
+  .option('--shape <dims>', 'input shape, e.g. 2,3,4')
+  .option(
+    '--model <dir>',
+    'print the whole forward graph of a model folder (config.json + model.safetensors)',
+  )
   .option('--op <op>', 'rearrange | reduce | repeat', 'rearrange')
   .option('--reduction <name>', 'reduction for --op reduce', 'sum')
   .option('--graph', 'print the IR graph (a name in --shape, e.g. N,3,32,32, is a symbolic batch)')
   .action(
     async (
-      pattern: string,
+      pattern: string | undefined,
       lengths: string[],
-      opts: { shape: string; op: string; reduction: string; graph?: boolean },
+      opts: { shape?: string; op: string; reduction: string; graph?: boolean; model?: string },
     ) => {
       await start();
-      for (const line of explain(pattern, opts, lengths)) console.log(line);
+      if (opts.model !== undefined) {
+        if (pattern !== undefined)
+          throw new UsageError('explain takes a pattern or --model <dir>, not both', {
+            rule: 'bad-argument',
+          });
+        for (const line of await explainModel(opts.model)) console.log(line);
+        return;
+      }
+      if (pattern === undefined || opts.shape === undefined)
+        throw new UsageError(
+          "explain needs a pattern and --shape (e.g. explain 'b c h w -> b h w c' --shape 2,3,4,4), or --model <dir>",
+          { rule: 'bad-argument' },
+        );
+      for (const line of explain(pattern, { ...opts, shape: opts.shape }, lengths)) console.log(line);
     },
   );
 

@@ -24,6 +24,30 @@ export const WASM_HEAP_BYTES = 4294901760 - 256 * 2 ** 20;
 
 const RULE = 'tensor-too-large';
 
+let symbolicPlanning = 0;
+
+/**
+ * Runs `plan` with the element-count bounds off. A traced program is planned with large stand-in
+ * lengths for its symbolic batch (src/ir/trace.ts); those sizes are never allocated, so bounding
+ * them would reject every real model. Eager calls are still bounded when their plan runs.
+ *
+ * @example
+ * planningSymbolic(() => planFor('rearrange', 'b n d -> (b n) d', [1000003, 197, 768], new Map()));
+ */
+export function planningSymbolic<T>(plan: () => T): T {
+  symbolicPlanning++;
+  try {
+    return plan();
+  } finally {
+    symbolicPlanning--;
+  }
+}
+
+/** False while {@link planningSymbolic} runs. */
+export function boundsApply(): boolean {
+  return symbolicPlanning === 0;
+}
+
 /** Bytes per element of a tfjs dtype (bool is one byte on every backend). */
 export function bytesPerElement(dtype: string): number {
   return dtype === 'bool' ? 1 : dtype === 'complex64' ? 8 : 4;
@@ -51,8 +75,9 @@ export function sizeOf(shape: readonly number[]): number {
  * checkShape([2, 3], 'output', ['a', 'b']); // fine
  */
 export function checkShape(shape: readonly number[], what: string, names?: readonly string[]): void {
+  const bounded = boundsApply();
   shape.forEach((d, i) => {
-    if (d > MAX_ELEMENTS || !Number.isSafeInteger(d)) {
+    if ((bounded && d > MAX_ELEMENTS) || !Number.isSafeInteger(d)) {
       const axis = names?.[i] !== undefined ? `axis ${names[i]}` : `axis ${i}`;
       throw new EinopsError(
         `The ${what} would have ${axis} of length ${fmtNumber(d)}, more than the ${MAX_ELEMENTS} (2^31 - 1) einvit allows`,
@@ -61,7 +86,7 @@ export function checkShape(shape: readonly number[], what: string, names?: reado
     }
   });
   const size = sizeOf(shape);
-  if (size > MAX_ELEMENTS) {
+  if (bounded && size > MAX_ELEMENTS) {
     throw new EinopsError(
       `The ${what} [${shape.join(', ')}] would have ${fmtNumber(size)} elements, more than the ${MAX_ELEMENTS} (2^31 - 1) einvit allows`,
       { rule: RULE },

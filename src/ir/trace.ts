@@ -5,6 +5,7 @@ import { CompileError, EinopsError } from '../errors.js';
 import type { Plan } from '../compiler/plan.js';
 import type { EinsumPlan } from '../compiler/index.js';
 import type { Operation } from '../compiler/recipe.js';
+import { planningSymbolic } from '../compiler/limits.js';
 import { Sym } from './builder.js';
 import { fmtShape, isSym, numel, StandIns, type Dim } from './dims.js';
 import { applyEinsumPlanIR, applyPlanIR } from './from-plan.js';
@@ -84,7 +85,7 @@ export function traceTransform(
   let plan: Plan;
   try {
     const lengths = new Map(Object.entries(axesLengths ?? {}));
-    plan = planner(operation, pattern, standIns.concreteShape(shape), lengths);
+    plan = planningSymbolic(() => planner(operation, pattern, standIns.concreteShape(shape), lengths));
   } catch (e) {
     rethrow(e, op, pattern, fmtShape(shape));
   }
@@ -112,7 +113,7 @@ export function traceEinsum(
   const syms = allSyms('einsum', pattern, xs);
   let p: EinsumPlan;
   try {
-    p = plan(syms.map((t) => standIns.concreteShape(t.shape)));
+    p = planningSymbolic(() => plan(syms.map((t) => standIns.concreteShape(t.shape))));
   } catch (e) {
     rethrow(e, 'einsum', pattern, syms.map((t) => fmtShape(t.shape)).join(', '));
   }

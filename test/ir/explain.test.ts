@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CompileError } from '../../src/errors.js';
-import { explain } from '../../src/cli/explain.js';
+import { explain, explainModel } from '../../src/cli/explain.js';
+import { ready } from '../../src/backends/index.js';
 
 describe('einvit explain --graph', () => {
   it('prints the traced graph with the symbolic batch, then the optimised one', () => {
@@ -18,5 +19,27 @@ describe('einvit explain --graph', () => {
     expect(() => explain('(b k) c -> b k c', { shape: 'N,3', graph: true }, ['k=2'])).toThrow(
       /rearrange "\(b k\) c -> b k c" on symbolic input \[N, 3\]: .*can't divide axis of length N in chunks of 2/,
     );
+  });
+
+  it('prints the whole forward graph of a model folder (explain --model)', async () => {
+    await ready('cpu');
+    const lines = await explainModel('test/vit-reference/cifar-tiny');
+    expect(lines[0]).toMatch(
+      /^model test\/vit-reference\/cifar-tiny: \d+ nodes traced, \d+ after the graph passes$/,
+    );
+    const text = lines.join('\n');
+    expect(text).toMatch(/input\('pixel_values'\)\s+\[N, 3, 32, 32\] f32/);
+    expect(text).toContain("param('blocks.3.attn.qkv.weight')");
+    expect(text).toMatch(/outputs: logits = %\d+/);
+  });
+
+  it('traces shapes whose stand-in batch is above the eager size bound (a [N, 64, 48] patch tensor)', () => {
+    // The symbolic batch is planned with a large stand-in length; the eager bound (2^31 - 1 elements)
+    // must not apply to it, or no real model could be traced.
+    const lines = explain('b c (h p1) (w p2) -> b (h w) (c p1 p2)', { shape: 'N,3,32,32', graph: true }, [
+      'p1=4',
+      'p2=4',
+    ]);
+    expect(lines.join('\n')).toMatch(/\[N, 64, 48\]/);
   });
 });
