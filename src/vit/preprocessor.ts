@@ -16,6 +16,25 @@ export const PREPROCESSOR_FILE = 'preprocessor_config.json';
  * const pre = preprocessingFor('runs/mnist', model.config);
  */
 export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig {
+  const path = join(dir, PREPROCESSOR_FILE);
+  if (!existsSync(path)) return preprocessingFromJson(undefined, cfg, path);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new EinopsError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return preprocessingFromJson(json, cfg, path);
+}
+
+/**
+ * `preprocessingFor` on an already parsed `preprocessor_config.json` (`undefined`: HF ViT's
+ * defaults); `path` names the file in errors. For callers without a file system (the web page).
+ *
+ * @example
+ * const pre = preprocessingFromJson(JSON.parse(text), model.config, 'preprocessor_config.json');
+ */
+export function preprocessingFromJson(raw: unknown, cfg: ViTConfig, path: string): PreprocessConfig {
   const channels = cfg.num_channels === 1 ? 1 : 3;
   const fallback: PreprocessConfig = {
     size: cfg.image_size,
@@ -23,14 +42,11 @@ export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig 
     std: HF_VIT_PREPROCESSING.std.slice(0, channels),
     channels,
   };
-  const path = join(dir, PREPROCESSOR_FILE);
-  if (!existsSync(path)) return fallback;
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new EinopsError(`${path}: not valid JSON (${(e as Error).message})`);
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new EinopsError(`${path}: not a JSON object`);
   }
+  const json = raw as Record<string, unknown>;
   const list = (key: string): number[] | undefined => {
     const v = json[key];
     if (v === undefined) return undefined;
