@@ -67,9 +67,9 @@ export function loadViTFromFiles(files: CheckpointFiles): LoadedModel {
  * Fetches `<base>/config.json`, `model.safetensors` and (optional) `preprocessor_config.json`.
  *
  * @example
- * const shipped = await fetchViT('./model');
+ * const shipped = await fetchViT('./model', 'MNIST tiny');
  */
-export async function fetchViT(base: string): Promise<LoadedModel> {
+export async function fetchViT(base: string, name = base): Promise<LoadedModel> {
   const get = async (file: string): Promise<Response | undefined> => {
     const r = await fetch(`${base}/${file}`);
     return r.ok ? r : undefined;
@@ -80,7 +80,7 @@ export async function fetchViT(base: string): Promise<LoadedModel> {
     get('preprocessor_config.json'),
   ]);
   return loadViTFromFiles({
-    name: base,
+    name,
     config: config ? await config.text() : undefined,
     weights: weights ? new Uint8Array(await weights.arrayBuffer()) : undefined,
     preprocessor: preprocessor ? await preprocessor.text() : undefined,

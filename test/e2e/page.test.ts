@@ -1,0 +1,266 @@
+// The demo page in a real browser (Debian chromium, headless, driven by playwright-core): the
+// playground, the ViT demo, bad input, and the WebGL and WebGPU backends running the einops
+// conformance vectors and two PyTorch reference ViTs. Any console error fails the test. Screenshots
+// go to test/e2e/artifacts/.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { explain } from '../../src/cli/explain.js';
+import { EinopsError } from '../../src/errors.js';
+import {
+  ARTIFACTS,
+  ROOT,
+  browserAvailable,
+  buildAndServe,
+  launch,
+  type Browser,
+  type Served,
+} from './browser.js';
+import type {} from '../../web/src/hook.js';
+import { GPU_REFERENCE_TOLERANCE, KNOWN_GPU_DIFFERENCES } from '../gpu/expectations.js';
+
+const available = browserAvailable();
+const SLOW = 600_000;
+
+let served: Served;
+let b: Browser;
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Draws strokes (in pad pixels, 280x280) with the mouse. */
+async function draw(page: Page, strokes: [number, number][][]): Promise<void> {
+  await page.click('#clear');
+  const box = (await page.locator('#pad').boundingBox())!;
+  const sx = box.width / 280;
+  const sy = box.height / 280;
+  for (const stroke of strokes) {
+    await page.mouse.move(box.x + stroke[0][0] * sx, box.y + stroke[0][1] * sy);
+    await page.mouse.down();
+    for (const [x, y] of stroke.slice(1)) await page.mouse.move(box.x + x * sx, box.y + y * sy, { steps: 6 });
+    await page.mouse.up();
+  }
+  await page.evaluate(() => window.einvit.idle());
+}
+
+const ONE: [number, number][][] = [
+  [
+    [140, 50],
+    [140, 230],
+  ],
+];
+// A closed loop: an upright ellipse.
+const ZERO: [number, number][][] = [
+  Array.from({ length: 25 }, (_, i): [number, number] => {
+    const t = (2 * Math.PI * i) / 24;
+    return [140 + 55 * Math.sin(t), 140 - 85 * Math.cos(t)];
+  }),
+];
+
+async function topLabels(page: Page): Promise<string[]> {
+  return page
+    .locator('#top5 li')
+    .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.label ?? ''));
+}
+
+async function useBackend(page: Page, name: string): Promise<string> {
+  await page.selectOption('#backend', name);
+  await page.waitForFunction((n) => document.getElementById('backend-active')?.dataset.backend === n, name, {
+    timeout: SLOW,
+  });
+  await page.evaluate(() => window.einvit.idle());
+  return page.evaluate(() => window.einvit.tf.getBackend());
+}
+
+describe.skipIf(!available)('the demo page in chromium', () => {
+  beforeAll(async () => {
+    served = await buildAndServe();
+    b = await launch();
+    // The reference models are served to the page only for this test, not shipped with it.
+    await b.page.route('**/ref/**', async (route) => {
+      const rel = new URL(route.request().url()).pathname.replace(/^.*\/ref\//, '');
+      await route.fulfill({ body: readFileSync(join(ROOT, 'test', 'vit-reference', rel)) });
+    });
+    await b.page.goto(`${served.url}?backend=wasm`);
+    await b.page.evaluate(() => window.einvit.started);
+  }, SLOW);
+
+  afterEach(() => {
+    // Every test fails on a console error or an uncaught exception in the page.
+    const errors = b.errors.splice(0);
+    expect(errors).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await b?.close();
+    await served?.close();
+  });
+
+  it('shows the output shape and the plan of a pattern, as `einvit explain` prints them', async () => {
+    const { page } = b;
+    await page.fill('#pg-pattern', 'b (h p1) (w p2) c -> b h w (p1 p2 c)');
+    await page.fill('#pg-shape', '2, 8, 12, 3');
+    await page.fill('#pg-lengths', 'p1=4 p2=4');
+    const cli = explain('b (h p1) (w p2) c -> b h w (p1 p2 c)', { shape: '2,8,12,3' }, ['p1=4', 'p2=4']);
+    await expect.poll(() => page.textContent('#pg-output-shape')).toBe('[2, 2, 3, 48]');
+    expect(cli[cli.length - 1]).toBe('output [2, 2, 3, 48]');
+    expect(await page.textContent('#pg-plan')).toBe(cli.slice(0, -1).join('\n'));
+    expect(await page.textContent('#pg-plan')).toContain('2. tf.transpose(x, [0, 2, 1, 3])');
+    expect(await page.textContent('#pg-error')).toBe('');
+    await shot(page, 'playground');
+  });
+
+  it('shows a bad pattern as our error with the caret, not an exception', async () => {
+    const { page } = b;
+    await page.fill('#pg-shape', '2, 3, 4');
+    await page.fill('#pg-lengths', '');
+    await page.fill('#pg-pattern', 'b (h w -> b h w');
+    let expected = '';
+    try {
+      explain('b (h w -> b h w', { shape: '2,3,4' }, []);
+    } catch (e) {
+      expect(e).toBeInstanceOf(EinopsError);
+      expected = (e as Error).message;
+    }
+    await expect.poll(() => page.textContent('#pg-error')).toBe(expected);
+    expect(expected).toMatch(/\n {2}b \(h w -> b h w\n {2}\s*\^/);
+    expect(await page.textContent('#pg-output-shape')).toBe('—');
+    await page.click('#grammar summary');
+    await page.frameLocator('#grammar-frame').locator('text=pattern').first().waitFor();
+    await shot(page, 'bad-pattern');
+  });
+
+  it('classifies a drawn digit with the shipped model, with the attention overlay', async () => {
+    const { page } = b;
+    await page.locator('#vit').scrollIntoViewIfNeeded();
+    await draw(page, ONE);
+    expect((await topLabels(page))[0]).toBe('1');
+    expect(await page.locator('#top5 li').count()).toBe(5);
+    await shot(page, 'digit-1-wasm');
+    await draw(page, ZERO);
+    expect((await topLabels(page))[0]).toBe('0');
+    expect(await page.getAttribute('#ms', 'data-backend')).toBe('wasm');
+    // The overlay is drawn: not all one colour.
+    const colours = await page.evaluate(() => {
+      const c = document.getElementById('overlay') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      return new Set(
+        Array.from({ length: d.length / 4 }, (_, i) => d[i * 4] * 65536 + d[i * 4 + 1] * 256 + d[i * 4 + 2]),
+      ).size;
+    });
+    expect(colours).toBeGreaterThan(10);
+    await shot(page, 'digit-0-wasm');
+  });
+
+  it('says on the page when a file is not an image or a folder has no config.json', async () => {
+    const { page } = b;
+    await page.setInputFiles('#image-file', {
+      name: 'notes.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('not a picture'),
+    });
+    await expect.poll(() => page.textContent('#demo-message')).toMatch(/notes\.txt: not an image/);
+    await page.setInputFiles('#files', {
+      name: 'model.safetensors',
+      mimeType: 'application/octet-stream',
+      buffer: readFileSync(join(ROOT, 'web', 'public', 'model', 'model.safetensors')),
+    });
+    await expect.poll(() => page.textContent('#demo-message')).toMatch(/no config\.json/);
+    await shot(page, 'bad-input');
+  });
+
+  it('loads a checkpoint folder from disk (HF cifar-tiny) and classifies with it', async () => {
+    const { page } = b;
+    const dir = join(ROOT, 'test', 'vit-reference', 'cifar-tiny');
+    await page.setInputFiles(
+      '#files',
+      readdirSync(dir)
+        .filter((f) => f !== 'io.safetensors')
+        .map((f) => join(dir, f)),
+    );
+    await expect
+      .poll(() => page.textContent('#model-name'))
+      .toMatch(/32px, patch 4, 4 layers, D 48, 10 classes/);
+    await page.evaluate(() => window.einvit.idle());
+    expect(await page.textContent('#demo-message')).toBe('');
+    expect(await page.locator('#top5 li').count()).toBe(5);
+    await shot(page, 'cifar-tiny-loaded');
+    await page.click('#shipped');
+    await expect.poll(() => page.textContent('#model-name')).toMatch(/MNIST/);
+    await page.evaluate(() => window.einvit.idle());
+  });
+
+  const timings: string[] = [];
+  afterAll(() => {
+    if (timings.length) writeFileSync(join(ARTIFACTS, 'timings.txt'), timings.join('\n') + '\n');
+  });
+
+  describe.each(['webgl', 'webgpu'] as const)('on the %s backend', (name) => {
+    it(
+      'switches backend, reports the device, and predicts the same digits',
+      async () => {
+        const { page } = b;
+        expect(await useBackend(page, name)).toBe(name);
+        const device = await page.textContent('#backend-device');
+        expect(device).toMatch(name === 'webgl' ? /^WebGL2: / : /^WebGPU: /);
+        await draw(page, ONE);
+        expect((await topLabels(page))[0]).toBe('1');
+        expect(await page.getAttribute('#ms', 'data-backend')).toBe(name);
+        await draw(page, ZERO);
+        expect((await topLabels(page))[0]).toBe('0');
+        timings.push(`${name} (${device}): ${await page.textContent('#ms')}`);
+        await shot(page, `digit-0-${name}`);
+      },
+      SLOW,
+    );
+
+    it(
+      'passes the einops conformance vectors',
+      async () => {
+        const { page } = b;
+        const files = readdirSync(join(ROOT, 'test', 'conformance')).filter((f) => f.endsWith('.jsonl'));
+        const text = files.map((f) => readFileSync(join(ROOT, 'test', 'conformance', f), 'utf8')).join('\n');
+        const results = await page.evaluate(async (t) => {
+          const before = window.einvit.tf.memory().numTensors;
+          const backend = window.einvit.tf.getBackend();
+          const r = await window.einvit.runConformance(
+            window.einvit.parseCases(t),
+            window.einvit.GPU_TOLERANCE,
+          );
+          return { r, backend, leaked: window.einvit.tf.memory().numTensors - before };
+        }, text);
+        expect(results.backend).toBe(name);
+        expect(results.leaked).toBe(0);
+        const failed = results.r.filter((x) => !x.passed && !KNOWN_GPU_DIFFERENCES[name].has(x.id));
+        expect(failed.map((x) => `${x.id}: ${x.detail}`)).toEqual([]);
+        expect(results.r.length).toBeGreaterThan(300);
+      },
+      SLOW,
+    );
+
+    it.each(['cifar-tiny', 'vit-ti-16'])(
+      'matches the PyTorch reference ViT %s',
+      async (folder) => {
+        const { page } = b;
+        const errs = await page.evaluate(async (f) => {
+          const get = async (file: string): Promise<Response> => fetch(`./ref/${f}/${file}`);
+          const [config, model, io] = await Promise.all([
+            get('config.json').then((r) => r.text()),
+            get('model.safetensors').then(async (r) => new Uint8Array(await r.arrayBuffer())),
+            get('io.safetensors').then(async (r) => new Uint8Array(await r.arrayBuffer())),
+          ]);
+          return {
+            backend: window.einvit.tf.getBackend(),
+            errs: await window.einvit.checkReference(config, model, io),
+          };
+        }, folder);
+        expect(errs.backend).toBe(name);
+        timings.push(`${name} ${folder} max relative error: ${JSON.stringify(errs.errs)}`);
+        for (const [k, v] of Object.entries(errs.errs)) expect(v, k).toBeLessThan(GPU_REFERENCE_TOLERANCE);
+      },
+      SLOW,
+    );
+  });
+});
