@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ready } from '../../src/backends/index.js';
 import { tf } from '../../src/tf.js';
-import { checkReference, parseCases, runConformance, GPU_TOLERANCE } from '../../web/src/checks.js';
+import { checkReference, parseCases, runConformance } from '../../web/src/checks.js';
 import { GPU_REFERENCE_TOLERANCE, KNOWN_GPU_DIFFERENCES } from './expectations.js';
 
 const CONF = fileURLToPath(new URL('../conformance/', import.meta.url));
@@ -44,12 +44,11 @@ describe.skipIf(!backend)('tfjs WebGPU backend in Node (Dawn)', () => {
     .filter((f) => f.endsWith('.jsonl'))
     .sort();
   it.each(files)('einops conformance: %s', async (file) => {
-    const cases = parseCases(readFileSync(join(CONF, file), 'utf8'));
+    const known = KNOWN_GPU_DIFFERENCES.webgpu;
+    const cases = parseCases(readFileSync(join(CONF, file), 'utf8')).filter((c) => !known.has(c.id));
     const before = tf.memory().numTensors;
-    const results = await runConformance(cases, GPU_TOLERANCE);
-    const failed = results
-      .filter((r) => !r.passed && !KNOWN_GPU_DIFFERENCES.webgpu.has(r.id))
-      .map((r) => `${r.id}: ${r.detail}`);
+    const results = await runConformance(cases);
+    const failed = results.filter((r) => !r.passed).map((r) => `${r.id}: ${r.detail}`);
     expect(failed).toEqual([]);
     expect(results.length).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
@@ -68,5 +67,17 @@ describe.skipIf(!backend)('tfjs WebGPU backend in Node (Dawn)', () => {
       expect(err, name).toBeLessThan(GPU_REFERENCE_TOLERANCE);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  // Last: these leave invalid pipelines behind. When tfjs fixes them this fails; then drop them
+  // from KNOWN_GPU_DIFFERENCES and the README's backend table.
+  it('the known WebGPU differences of tfjs 4.22 still differ', async () => {
+    const known = KNOWN_GPU_DIFFERENCES.webgpu;
+    const cases = files
+      .flatMap((f) => parseCases(readFileSync(join(CONF, f), 'utf8')))
+      .filter((c) => known.has(c.id));
+    expect(cases.length).toBe(known.size);
+    const results = await runConformance(cases);
+    expect(results.filter((r) => r.passed).map((r) => r.id)).toEqual([]);
   });
 });
