@@ -9,6 +9,7 @@ import { tf } from '../src/tf.js';
 import { ready } from '../src/backends/index.js';
 import { opsSection } from './ops.js';
 import { trainSection } from './train.js';
+import { inferenceSection } from './inference.js';
 
 /** One table row: column name -> value (numbers are printed as given, so round them first). */
 export type Row = Record<string, string | number>;
@@ -21,7 +22,7 @@ export interface Section {
 }
 
 /** Every benchmark section, in the order they run. */
-export const SECTIONS: Section[] = [opsSection, trainSection];
+export const SECTIONS: Section[] = [opsSection, inferenceSection, trainSection];
 
 /**
  * Renders rows as a markdown table; the columns are the union of the rows' keys, in first-seen order.

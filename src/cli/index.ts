@@ -2,12 +2,14 @@
 // The einvit command line.
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
-import { EinopsError } from '../errors.js';
+import { EinopsError, EinvitError } from '../errors.js';
 import { ready } from '../backends/index.js';
 import { explain } from './explain.js';
 import { collectTargets, runJsonl, type Tally } from './conformance.js';
 import { runVitFolder } from './vit-conformance.js';
-import { attentionCommand, evalCommand, predictCommand } from './run.js';
+import { evalCommand } from './run.js';
+import { invertMode, predictCommand } from './predict.js';
+import { attentionCommand } from './attention.js';
 import { train } from '../train/trainer.js';
 
 const program = new Command();
@@ -132,15 +134,19 @@ program
     for (const line of await evalCommand(o.model, o.data)) console.log(line);
   });
 
+const INVERT_HELP =
+  'auto: invert images whose polarity (dark/light background) differs from the training data; always; never';
+
 program
   .command('predict')
   .description('top-5 classes of images')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .option('--top <k>', 'how many classes', num('top'), 5)
+  .option('--invert <mode>', INVERT_HELP, 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; top: number }) => {
+  .action(async (images: string[], o: { model: string; top: number; invert: string }) => {
     await start();
-    for (const line of await predictCommand(o.model, images, o.top)) console.log(line);
+    for (const line of await predictCommand(o.model, images, o.top, invertMode(o.invert))) console.log(line);
   });
 
 program
@@ -148,15 +154,17 @@ program
   .description('class-token attention maps (last layer and rollout) overlaid on images, as a PNG')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
   .requiredOption('--out <file>', 'PNG to write')
+  .option('--invert <mode>', INVERT_HELP, 'auto')
   .argument('<images...>', 'PNG or JPEG files')
-  .action(async (images: string[], o: { model: string; out: string }) => {
+  .action(async (images: string[], o: { model: string; out: string; invert: string }) => {
     await start();
-    await attentionCommand(o.model, images, o.out);
+    for (const line of await attentionCommand(o.model, images, o.out, invertMode(o.invert)))
+      console.log(line);
     console.log(`wrote ${o.out}`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof EinopsError) {
+  if (e instanceof EinvitError) {
     console.error(`einvit: ${e.message}`);
     process.exit(2);
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
-import { EinopsError } from '../errors.js';
+import { DataError } from '../errors.js';
 
 /** An 8-bit RGB image, row-major HWC: pixel (x, y) channel c is `data[(y * width + x) * 3 + c]`. */
 export interface RgbImage {
@@ -51,7 +51,7 @@ function describe(e: unknown): string {
 function pngHeaderSize(bytes: Uint8Array, name: string): { width: number; height: number } {
   // signature (8) + chunk length (4) + 'IHDR' (4) + width (4) + height (4)
   if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') {
-    throw new EinopsError(`${name}: truncated or malformed PNG (no IHDR header)`, { rule: 'bad-image' });
+    throw new DataError(`${name}: truncated or malformed PNG (no IHDR header)`, { rule: 'bad-image' });
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { width: view.getUint32(16), height: view.getUint32(20) };
@@ -59,14 +59,41 @@ function pngHeaderSize(bytes: Uint8Array, name: string): { width: number; height
 
 function checkSize(width: number, height: number, maxMp: number, name: string): void {
   if (width === 0 || height === 0) {
-    throw new EinopsError(`${name}: image has zero size (${width}x${height})`, { rule: 'bad-image' });
+    throw new DataError(`${name}: image has zero size (${width}x${height})`, { rule: 'bad-image' });
   }
   if (width * height > maxMp * 1e6) {
-    throw new EinopsError(
+    throw new DataError(
       `${name}: image is ${width}x${height} = ${((width * height) / 1e6).toFixed(1)} MP, above the ${maxMp} MP limit`,
       { rule: 'image-too-large' },
     );
   }
+}
+
+/**
+ * Walks the PNG chunk list; returns why the file is cut short (a chunk running past the end, or no
+ * IEND chunk), or undefined when every chunk is whole.
+ */
+function pngTruncation(bytes: Uint8Array): string | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 8;
+  while (at + 8 <= bytes.length) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const end = at + 12 + length; // length, type, data, CRC
+    if (end > bytes.length) {
+      return `the file ends inside its ${type} chunk: ${bytes.length} bytes of ${end} needed`;
+    }
+    if (type === 'IEND') return undefined;
+    at = end;
+  }
+  return `the file ends after ${bytes.length} bytes without an IEND chunk`;
+}
+
+/** Whether a JPEG lacks its end-of-image marker (FF D9), allowing trailing zero padding. */
+function jpegTruncated(bytes: Uint8Array): boolean {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return !(end >= 2 && bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9);
 }
 
 function decodePng(bytes: Uint8Array, name: string, opts: Required<DecodeOptions>): RgbImage {
@@ -77,7 +104,10 @@ function decodePng(bytes: Uint8Array, name: string, opts: Required<DecodeOptions
     // pngjs expands gray, gray+alpha, palette (with tRNS) and 16-bit to 8-bit RGBA.
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new EinopsError(`${name}: cannot decode PNG (${describe(e)})`, { rule: 'bad-image', cause: e });
+    // pngjs reports a cut-off file as "There are some read requests waitng on finished stream".
+    const cut = pngTruncation(bytes);
+    const what = cut ? `truncated PNG (${cut})` : `corrupt PNG (${describe(e)})`;
+    throw new DataError(`${name}: ${what}`, { rule: 'bad-image', cause: e });
   }
   const n = png.width * png.height;
   const out = new Uint8Array(n * 3);
@@ -111,11 +141,13 @@ function decodeJpeg(bytes: Uint8Array, name: string, opts: Required<DecodeOption
       maxMemoryUsageInMB: opts.maxMemoryMB,
     });
   } catch (e) {
-    throw new EinopsError(`${name}: cannot decode JPEG (${describe(e)})`, { rule: 'bad-image', cause: e });
+    // jpeg-js reports a cut-off file as "unknown JPEG marker 0" or "marker was not found".
+    const what = jpegTruncated(bytes) ? 'truncated JPEG (no end-of-image marker)' : 'corrupt JPEG';
+    throw new DataError(`${name}: ${what} (${describe(e)})`, { rule: 'bad-image', cause: e });
   }
   checkSize(img.width, img.height, opts.maxMegapixels, name);
   if (img.data.length !== img.width * img.height * 3) {
-    throw new EinopsError(`${name}: JPEG decoded to an unexpected buffer size`, { rule: 'bad-image' });
+    throw new DataError(`${name}: JPEG decoded to an unexpected buffer size`, { rule: 'bad-image' });
   }
   return { width: img.width, height: img.height, data: img.data };
 }
@@ -124,7 +156,7 @@ function decodeJpeg(bytes: Uint8Array, name: string, opts: Required<DecodeOption
  * Decodes PNG or JPEG bytes into an 8-bit RGB image. The format is detected from magic bytes; `name` is
  * only used in error messages. PNG gray/palette/16-bit inputs become 8-bit RGB; alpha is dropped by
  * default (like PIL's `convert('RGB')`) or composited on white with `{ alpha: 'white' }`. JPEG grayscale
- * and CMYK become RGB. Unknown, truncated or oversized inputs throw `EinopsError` naming `name`.
+ * and CMYK become RGB. Unknown, truncated, corrupt or oversized inputs throw `DataError` naming `name`.
  *
  * @example
  * const img = decodeImage(readFileSync('cat.png'), 'cat.png');
@@ -140,10 +172,9 @@ export function decodeImage(bytes: Uint8Array, name: string, options: DecodeOpti
   if (format === 'png') return decodePng(bytes, name, opts);
   if (format === 'jpeg') return decodeJpeg(bytes, name, opts);
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw new EinopsError(
-    `${name}: not a PNG or JPEG file (first bytes: ${head || 'none, the file is empty'})`,
-    { rule: 'unknown-image-format' },
-  );
+  throw new DataError(`${name}: not a PNG or JPEG file (first bytes: ${head || 'none, the file is empty'})`, {
+    rule: 'unknown-image-format',
+  });
 }
 
 /**
@@ -157,7 +188,7 @@ export function loadImage(path: string, options: DecodeOptions = {}): RgbImage {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new EinopsError(`${path}: cannot read image file (${describe(e)})`, {
+    throw new DataError(`${path}: cannot read image file (${describe(e)})`, {
       rule: 'bad-image',
       cause: e,
     });

@@ -1,4 +1,4 @@
-import { EinopsError } from '../errors.js';
+import { DataError, UsageError } from '../errors.js';
 import type { RgbImage } from './decode.js';
 import { resampleBilinear } from './resize.js';
 
@@ -44,7 +44,7 @@ function hexToRgb(hex: string): Rgb {
 
 function checkImage(img: RgbImage, what: string): void {
   if (img.data.length !== img.width * img.height * 3) {
-    throw new EinopsError(
+    throw new DataError(
       `${what}: image data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`,
       { rule: 'bad-size' },
     );
@@ -88,22 +88,22 @@ export function overlayHeatmap(
 ): RgbImage {
   checkImage(img, 'overlayHeatmap');
   if (!Number.isInteger(heatW) || !Number.isInteger(heatH) || heatW < 1 || heatH < 1) {
-    throw new EinopsError(`overlayHeatmap: heat size must be positive integers, got ${heatW}x${heatH}`, {
+    throw new UsageError(`overlayHeatmap: heat size must be positive integers, got ${heatW}x${heatH}`, {
       rule: 'bad-size',
     });
   }
   if (heat.length !== heatW * heatH) {
-    throw new EinopsError(
+    throw new UsageError(
       `overlayHeatmap: heat has ${heat.length} values, expected ${heatW}x${heatH} = ${heatW * heatH}`,
       { rule: 'bad-size' },
     );
   }
   if (!(alpha >= 0 && alpha <= 1)) {
-    throw new EinopsError(`overlayHeatmap: alpha must be in [0, 1], got ${alpha}`, { rule: 'bad-alpha' });
+    throw new UsageError(`overlayHeatmap: alpha must be in [0, 1], got ${alpha}`, { rule: 'bad-alpha' });
   }
   const bad = heat.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) {
-    throw new EinopsError(`overlayHeatmap: heat[${bad}] is ${heat[bad]}, expected a finite number`, {
+    throw new DataError(`overlayHeatmap: heat[${bad}] is ${heat[bad]}, expected a finite number`, {
       rule: 'bad-value',
     });
   }
@@ -139,15 +139,12 @@ export function tileImages(
   background: Rgb | readonly number[] = [255, 255, 255],
 ): RgbImage {
   if (images.length === 0) {
-    throw new EinopsError('tileImages: no images to tile', { rule: 'empty-input' });
+    throw new UsageError('tileImages: no images to tile', { rule: 'empty-input' });
   }
   if (!Number.isInteger(cols) || cols < 1 || !Number.isInteger(pad) || pad < 0) {
-    throw new EinopsError(
-      `tileImages: cols must be >= 1 and pad >= 0 integers, got cols=${cols} pad=${pad}`,
-      {
-        rule: 'bad-size',
-      },
-    );
+    throw new UsageError(`tileImages: cols must be >= 1 and pad >= 0 integers, got cols=${cols} pad=${pad}`, {
+      rule: 'bad-size',
+    });
   }
   images.forEach((im, i) => checkImage(im, `tileImages: image ${i}`));
   const cellW = Math.max(...images.map((im) => im.width));
@@ -179,7 +176,7 @@ export function tileImages(
 export function upscaleNearest(img: RgbImage, factor: number): RgbImage {
   checkImage(img, 'upscaleNearest');
   if (!Number.isInteger(factor) || factor < 1) {
-    throw new EinopsError(`upscaleNearest: factor must be a positive integer, got ${factor}`, {
+    throw new UsageError(`upscaleNearest: factor must be a positive integer, got ${factor}`, {
       rule: 'bad-size',
     });
   }
@@ -220,12 +217,12 @@ export function chwToRgb(
   const n = width * height;
   const channels = chw.length / n;
   if (!Number.isInteger(width) || !Number.isInteger(height) || n < 1 || (channels !== 1 && channels !== 3)) {
-    throw new EinopsError(`chwToRgb: ${chw.length} values is not 1 or 3 channels of ${width}x${height}`, {
+    throw new UsageError(`chwToRgb: ${chw.length} values is not 1 or 3 channels of ${width}x${height}`, {
       rule: 'bad-size',
     });
   }
   if (mean.length < channels || std.length < channels) {
-    throw new EinopsError(`chwToRgb: need ${channels} mean/std values, got ${mean.length}/${std.length}`, {
+    throw new UsageError(`chwToRgb: need ${channels} mean/std values, got ${mean.length}/${std.length}`, {
       rule: 'bad-normalisation',
     });
   }
@@ -253,12 +250,9 @@ export function grayToRgb(
   std: number | readonly number[] = 1,
 ): RgbImage {
   if (chw.length !== width * height) {
-    throw new EinopsError(
-      `grayToRgb: ${chw.length} values, expected ${width}x${height} = ${width * height}`,
-      {
-        rule: 'bad-size',
-      },
-    );
+    throw new UsageError(`grayToRgb: ${chw.length} values, expected ${width}x${height} = ${width * height}`, {
+      rule: 'bad-size',
+    });
   }
   const m = typeof mean === 'number' ? mean : mean[0];
   const s = typeof std === 'number' ? std : std[0];

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, DataError, UsageError } from '../errors.js';
 import type { RgbImage } from './decode.js';
 
 /**
@@ -12,12 +12,12 @@ import type { RgbImage } from './decode.js';
 export function encodePng(img: RgbImage): Uint8Array {
   const { width, height, data } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new EinopsError(`encodePng: image size must be positive integers, got ${width}x${height}`, {
+    throw new UsageError(`encodePng: image size must be positive integers, got ${width}x${height}`, {
       rule: 'bad-size',
     });
   }
   if (data.length !== width * height * 3) {
-    throw new EinopsError(
+    throw new DataError(
       `encodePng: image data has ${data.length} bytes, expected ${width}x${height}x3 = ${width * height * 3}`,
       { rule: 'bad-size' },
     );
@@ -30,7 +30,7 @@ export function encodePng(img: RgbImage): Uint8Array {
 }
 
 /**
- * Writes an RGB image to `path` as PNG. Failures to write throw `EinopsError` naming the path.
+ * Writes an RGB image to `path` as PNG. Failures to write throw `CheckpointError` naming the path.
  *
  * @example
  * writePng('out/attention.png', overlayHeatmap(img, heat, 14, 14));
@@ -40,7 +40,7 @@ export function writePng(path: string, img: RgbImage): void {
   try {
     writeFileSync(path, bytes);
   } catch (e) {
-    throw new EinopsError(`${path}: cannot write PNG (${e instanceof Error ? e.message : String(e)})`, {
+    throw new CheckpointError(`${path}: cannot write PNG (${e instanceof Error ? e.message : String(e)})`, {
       rule: 'write-failed',
       cause: e,
     });

@@ -1,4 +1,4 @@
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { RgbImage } from './decode.js';
 
 /*
@@ -102,7 +102,7 @@ function pass(src: Pixels, inW: number, inH: number, ch: number, out: number, ho
 
 function checkTarget(width: number, height: number, what: string): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new EinopsError(`${what}: target size must be positive integers, got ${width}x${height}`, {
+    throw new UsageError(`${what}: target size must be positive integers, got ${width}x${height}`, {
       rule: 'bad-size',
     });
   }
@@ -125,7 +125,7 @@ export function resampleBilinear<T extends Pixels>(
 ): T {
   checkTarget(outWidth, outHeight, 'resampleBilinear');
   if (data.length !== width * height * channels) {
-    throw new EinopsError(
+    throw new UsageError(
       `resampleBilinear: buffer has ${data.length} values, expected ${width}x${height}x${channels} = ${width * height * channels}`,
       { rule: 'bad-size' },
     );
@@ -167,7 +167,7 @@ export function resizeShortSide(img: RgbImage, size: number): RgbImage {
 
 /**
  * Cuts the central `width` x `height` window; the offset is `floor((W - width) / 2)` as in
- * HuggingFace's `center_crop`. Throws `EinopsError` when the crop is larger than the image.
+ * HuggingFace's `center_crop`. Throws `UsageError` when the crop is larger than the image.
  *
  * @example
  * centerCrop(resizeShortSide(img, 256), 224, 224);
@@ -175,7 +175,7 @@ export function resizeShortSide(img: RgbImage, size: number): RgbImage {
 export function centerCrop(img: RgbImage, width: number, height: number): RgbImage {
   checkTarget(width, height, 'centerCrop');
   if (width > img.width || height > img.height) {
-    throw new EinopsError(
+    throw new UsageError(
       `centerCrop: crop ${width}x${height} is larger than the image ${img.width}x${img.height}`,
       { rule: 'bad-size' },
     );

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as PImage from 'pureimage';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, UsageError } from '../errors.js';
 import type { RgbImage } from '../image/decode.js';
 import { writePng } from '../image/png.js';
 
@@ -73,7 +73,7 @@ function loadFont(choice: string | false | undefined): string | undefined {
     ok = family;
   } catch (e) {
     if (choice !== undefined) {
-      throw new EinopsError(`${path}: cannot load font (${e instanceof Error ? e.message : String(e)})`, {
+      throw new CheckpointError(`${path}: cannot load font (${e instanceof Error ? e.message : String(e)})`, {
         rule: 'bad-font',
         cause: e,
       });
@@ -285,11 +285,11 @@ function drawPanel(ctx: Ctx, mode: TextMode, p: Panel): void {
 
 function checkRows(rows: CurveRow[]): void {
   if (rows.length === 0) {
-    throw new EinopsError('drawCurves: no rows to plot (history is empty)', { rule: 'empty-input' });
+    throw new UsageError('drawCurves: no rows to plot (history is empty)', { rule: 'empty-input' });
   }
   rows.forEach((r, i) => {
     if (!Number.isFinite(r.epoch)) {
-      throw new EinopsError(`drawCurves: row ${i} has epoch ${r.epoch}, expected a finite number`, {
+      throw new UsageError(`drawCurves: row ${i} has epoch ${r.epoch}, expected a finite number`, {
         rule: 'bad-value',
       });
     }
@@ -309,13 +309,11 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
   const width = options.width ?? 1000;
   const height = options.height ?? 420;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 200 || height < 150) {
-    throw new EinopsError(`drawCurves: canvas must be at least 200x150 integers, got ${width}x${height}`, {
+    throw new UsageError(`drawCurves: canvas must be at least 200x150 integers, got ${width}x${height}`, {
       rule: 'bad-size',
     });
   }
-  const family = options.font === false ? undefined : loadFont(options.font);
-  const mode: TextMode = options.font === false ? 'none' : family ? 'ttf' : 'pixel';
-  fontFamily = family ?? '';
+  const mode = textMode(options.font);
   const bitmap = PImage.make(width, height);
   const ctx = bitmap.getContext('2d');
   ctx.fillStyle = '#ffffff';
@@ -346,7 +344,12 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
     // Accuracies in [0, 1] get a fitted range rounded out to tenths, so small gains stay visible.
     yRange: inUnit && accs.length > 0 ? [Math.floor(Math.min(...accs) * 10) / 10, 1] : undefined,
   });
-  // RGBA (opaque) -> RGB
+  return toRgb(bitmap);
+}
+
+/** RGBA (opaque) bitmap -> RGB image. */
+function toRgb(bitmap: PImage.Bitmap): RgbImage {
+  const { width, height } = bitmap;
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) {
     data[i * 3] = bitmap.data[i * 4];
@@ -354,6 +357,141 @@ export function renderCurves(rows: CurveRow[], options: PlotOptions = {}): RgbIm
     data[i * 3 + 2] = bitmap.data[i * 4 + 2];
   }
   return { width, height, data };
+}
+
+/** Picks the text mode and font family for a drawing, as {@link PlotOptions.font} says. */
+function textMode(font: string | false | undefined): TextMode {
+  const family = font === false ? undefined : loadFont(font);
+  fontFamily = family ?? '';
+  return font === false ? 'none' : family ? 'ttf' : 'pixel';
+}
+
+/** Shortens `s` with a trailing '...' until it is at most `max` pixels wide at `size` px. */
+function fitText(ctx: Ctx, mode: TextMode, s: string, max: number, size: number): string {
+  const width = (t: string): number => {
+    if (mode === 'pixel') return t.length * 6 * (size >= 16 ? 3 : 2);
+    ctx.font = `${size}px ${fontFamily}`;
+    return ctx.measureText(t).width;
+  };
+  if (mode === 'none' || width(s) <= max) return s;
+  let keep = s.length;
+  while (keep > 1 && width(`${s.slice(0, keep)}...`) > max) keep--;
+  return `${s.slice(0, keep)}...`;
+}
+
+/** Splits `s` at spaces into lines at most `max` pixels wide (a word too long alone is shortened). */
+function wrapText(ctx: Ctx, mode: TextMode, s: string, max: number, size: number): string[] {
+  const lines: string[] = [];
+  let current = '';
+  for (const word of s.split(' ')) {
+    const next = current ? `${current} ${word}` : word;
+    if (current && fitText(ctx, mode, next, max, size) !== next) {
+      lines.push(current);
+      current = fitText(ctx, mode, word, max, size);
+    } else current = fitText(ctx, mode, next, max, size);
+  }
+  if (current) lines.push(current);
+  return lines;
+}
+
+/** A grid of images with a label block left of each row and above each column. */
+export interface LabelledGrid {
+  /** `cells[row][column]`; every row has the same number of columns. */
+  cells: RgbImage[][];
+  /** Lines of text left of each row (first line larger). */
+  rowLabels: string[][];
+  /** Lines of text above each column. */
+  columnLabels: string[][];
+  /** A title across the top, wrapped to the sheet's width. */
+  title?: string;
+  /** As {@link PlotOptions.font}. */
+  font?: string | false;
+}
+
+/**
+ * Draws images in a labelled grid: row labels on the left, column labels (e.g. the predicted class)
+ * above each column, text in DejaVu Sans (see {@link PlotOptions.font}), lines too long for their
+ * column shortened with '...'.
+ *
+ * @example
+ * const sheet = renderLabelledGrid({
+ *   cells: [[a, b]], rowLabels: [['input']], columnLabels: [['cat 91%'], ['dog 80%']],
+ * });
+ */
+export function renderLabelledGrid(grid: LabelledGrid): RgbImage {
+  const rows = grid.cells.length;
+  const cols = rows > 0 ? grid.cells[0].length : 0;
+  if (rows === 0 || cols === 0 || grid.cells.some((r) => r.length !== cols)) {
+    throw new UsageError(
+      `renderLabelledGrid: need a non-empty grid with the same number of columns in every row, got [${grid.cells.map((r) => r.length).join(', ')}]`,
+    );
+  }
+  if (grid.rowLabels.length !== rows || grid.columnLabels.length !== cols) {
+    throw new UsageError(
+      `renderLabelledGrid: ${grid.rowLabels.length} row labels and ${grid.columnLabels.length} column labels for ${rows} rows and ${cols} columns`,
+    );
+  }
+  const size = 13;
+  const lineH = 16;
+  const pad = 6;
+  const cellW = Math.max(...grid.cells.flat().map((c) => c.width));
+  const cellH = Math.max(...grid.cells.flat().map((c) => c.height));
+  const labelW = 104;
+  const width = labelW + cols * (cellW + pad) + pad;
+  const mode = textMode(grid.font);
+  // Measure the title's lines on a scratch canvas: the sheet's height depends on them.
+  const title = grid.title
+    ? wrapText(PImage.make(1, 1).getContext('2d'), mode, grid.title, width - 2 * pad, 15)
+    : [];
+  const titleH = title.length > 0 ? title.length * 19 + 6 : 0;
+  const headH = Math.max(...grid.columnLabels.map((l) => l.length)) * lineH + pad;
+  const height = titleH + headH + rows * (cellH + pad) + pad;
+  const bitmap = PImage.make(width, height);
+  const ctx = bitmap.getContext('2d');
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, width, height);
+  const top = titleH + headH;
+  grid.cells.forEach((row, r) =>
+    row.forEach((img, c) => {
+      // Centred in its cell, copied pixel for pixel (no resampling of the maps).
+      const x0 = labelW + c * (cellW + pad) + Math.floor((cellW - img.width) / 2);
+      const y0 = top + r * (cellH + pad) + Math.floor((cellH - img.height) / 2);
+      for (let y = 0; y < img.height; y++) {
+        for (let x = 0; x < img.width; x++) {
+          const s = (y * img.width + x) * 3;
+          const d = ((y0 + y) * width + x0 + x) * 4;
+          bitmap.data[d] = img.data[s];
+          bitmap.data[d + 1] = img.data[s + 1];
+          bitmap.data[d + 2] = img.data[s + 2];
+          bitmap.data[d + 3] = 255;
+        }
+      }
+    }),
+  );
+  title.forEach((l, i) => text(ctx, mode, l, pad, 17 + i * 19, 'left', 15));
+  grid.columnLabels.forEach((lines, c) => {
+    const cx = labelW + c * (cellW + pad) + cellW / 2;
+    const y0 = top - pad - (lines.length - 1) * lineH;
+    lines.forEach((l, i) =>
+      text(ctx, mode, fitText(ctx, mode, l, cellW + pad, size), cx, y0 + i * lineH, 'center', size),
+    );
+  });
+  grid.rowLabels.forEach((lines, r) => {
+    const cy = top + r * (cellH + pad) + cellH / 2;
+    const y0 = cy - ((lines.length - 1) * lineH) / 2 + size / 2 - 1;
+    lines.forEach((l, i) =>
+      text(
+        ctx,
+        mode,
+        fitText(ctx, mode, l, labelW - 2 * pad, size),
+        labelW - pad,
+        y0 + i * lineH,
+        'right',
+        size,
+      ),
+    );
+  });
+  return toRgb(bitmap);
 }
 
 /**

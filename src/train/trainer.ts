@@ -17,7 +17,8 @@ import { appendMetrics, confusionMatrix } from './metrics.js';
 import { Progress } from './progress.js';
 import { writeJsonAtomic } from './atomic.js';
 import { loadData } from './datasets.js';
-import { PREPROCESSOR_FILE, preprocessorJson } from '../vit/preprocessor.js';
+import { PREPROCESSOR_FILE } from '../vit/preprocessor.js';
+import { configForData, preprocessorForData } from './data-config.js';
 import { ParallelGrads } from './parallel.js';
 
 /** Everything `einvit train` can be told. Unset fields take the recipe of the chosen config. */
@@ -213,7 +214,7 @@ async function saveCheckpoint(
 ): Promise<void> {
   const tag = { step: String(state.step) };
   await model.save(out, tag); // model.safetensors (HF names when HF can hold it) + config.json
-  writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorJson(model.config, data.mean, data.std));
+  writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorForData(model.config, data));
   const o = opt.exportState();
   writeSafetensors(join(out, OPTIMIZER_FILE), o.tensors, { ...tag, adamw_step: String(o.step) });
   writeJsonAtomic(join(out, STATE_FILE), state); // last: names the step the other files must carry
@@ -339,7 +340,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         `${out} already holds a training run: pass --resume to continue it, or choose another --out`,
       );
     }
-    const cfg = planned;
+    const cfg = configForData(planned, data.train, configName in PRESETS, log);
     checkFits(cfg, data.train);
     model = ViT.create(cfg, opts.seed);
     opt = new AdamW(model.parameters(), { weightDecay: opts.weightDecay });

@@ -1,19 +1,28 @@
 // The image preprocessing that goes with a checkpoint: HF's preprocessor_config.json when present.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EinopsError } from '../errors.js';
+import { CheckpointError } from '../errors.js';
 import { HF_VIT_PREPROCESSING, type PreprocessConfig } from '../image/preprocess.js';
+import { POLARITIES, type Polarity } from '../image/polarity.js';
 import type { ViTConfig } from './config.js';
 
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 
 /**
+ * einvit's own field in preprocessor_config.json: the polarity of the training images,
+ * `"light-on-dark"` (MNIST: white strokes on black) or `"dark-on-light"`; absent when mixed or unknown.
+ * HuggingFace's ViTImageProcessor ignores fields it does not know.
+ */
+export const POLARITY_FIELD = 'einvit_polarity';
+
+/**
  * Resize and normalisation for a model folder: from its `preprocessor_config.json` (HF
- * ViTImageProcessor fields `size`, `image_mean`, `image_std`) when present, else HF ViT's defaults
- * (resize to image_size, mean 0.5, std 0.5 per channel).
+ * ViTImageProcessor fields `size`, `image_mean`, `image_std`, and einvit's `einvit_polarity`) when
+ * present, else HF ViT's defaults (resize to image_size, mean 0.5, std 0.5 per channel).
  *
  * @example
  * const pre = preprocessingFor('runs/mnist', model.config);
+ * pre.polarity; // 'light-on-dark'
  */
 export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig {
   const path = join(dir, PREPROCESSOR_FILE);
@@ -22,7 +31,7 @@ export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig 
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new EinopsError(`${path}: not valid JSON (${(e as Error).message})`);
+    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
   return preprocessingFromJson(json, cfg, path);
 }
@@ -43,8 +52,8 @@ export function preprocessingFromJson(raw: unknown, cfg: ViTConfig, path: string
     channels,
   };
   if (raw === undefined) return fallback;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new EinopsError(`${path}: not a JSON object`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CheckpointError(`${path}: expected a JSON object`);
   }
   const json = raw as Record<string, unknown>;
   const list = (key: string): number[] | undefined => {
@@ -52,7 +61,7 @@ export function preprocessingFromJson(raw: unknown, cfg: ViTConfig, path: string
     if (v === undefined) return undefined;
     const arr = typeof v === 'number' ? [v] : v;
     if (!Array.isArray(arr) || arr.some((x) => typeof x !== 'number')) {
-      throw new EinopsError(`${path}: '${key}' must be a number or a list of numbers`);
+      throw new CheckpointError(`${path}: '${key}' must be a number or a list of numbers`);
     }
     return arr.length === 1 && channels === 3 ? [arr[0], arr[0], arr[0]] : (arr as number[]);
   };
@@ -62,18 +71,31 @@ export function preprocessingFromJson(raw: unknown, cfg: ViTConfig, path: string
   const mean = list('image_mean') ?? fallback.mean;
   const std = list('image_std') ?? fallback.std;
   if (mean.length !== channels || std.length !== channels) {
-    throw new EinopsError(
+    throw new CheckpointError(
       `${path}: image_mean/image_std need ${channels} values for a ${channels}-channel model`,
     );
   }
-  return { size: side, mean, std, channels };
+  const polarity = json[POLARITY_FIELD];
+  if (polarity !== undefined && !POLARITIES.includes(polarity as Polarity)) {
+    throw new CheckpointError(
+      `${path}: '${POLARITY_FIELD}' must be ${POLARITIES.map((p) => `"${p}"`).join(' or ')}, got ${JSON.stringify(polarity)}`,
+    );
+  }
+  return { size: side, mean, std, channels, ...(polarity ? { polarity: polarity as Polarity } : {}) };
 }
 
-/** HF ViTImageProcessor's preprocessor_config.json for a model trained here. */
+/**
+ * HF ViTImageProcessor's preprocessor_config.json for a model trained here, plus `einvit_polarity`
+ * when the training data has one.
+ *
+ * @example
+ * preprocessorJson(PRESETS.tiny, [0.1307], [0.3081], 'light-on-dark').einvit_polarity; // 'light-on-dark'
+ */
 export function preprocessorJson(
   cfg: ViTConfig,
   mean: readonly number[],
   std: readonly number[],
+  polarity?: Polarity,
 ): Record<string, unknown> {
   return {
     do_normalize: true,
@@ -85,5 +107,6 @@ export function preprocessorJson(
     resample: 2,
     rescale_factor: 1 / 255,
     size: { height: cfg.image_size, width: cfg.image_size },
+    ...(polarity ? { [POLARITY_FIELD]: polarity } : {}),
   };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { DataError } from '../../src/errors.js';
 import { decodeImage, loadImage, sniffFormat } from '../../src/image/index.js';
 
 /** Encodes RGBA pixels as a PNG with the given pngjs colour type (0 gray, 2 RGB, 4 gray+alpha, 6 RGBA). */
@@ -46,12 +46,37 @@ describe('decodeImage: PNG', () => {
     expect(Array.from(white.data)).toEqual([255, 255, 255, 127, 127, 255]);
   });
 
-  it('rejects truncated PNGs with an EinopsError naming the file', () => {
+  it('rejects truncated PNGs with an DataError naming the file', () => {
     const bytes = makePng(16, 16, rgbaGradient(16, 16));
     for (const cut of [4, 20, 40, bytes.length - 20]) {
-      expect(() => decodeImage(bytes.subarray(0, cut), 'cut.png')).toThrowError(EinopsError);
+      expect(() => decodeImage(bytes.subarray(0, cut), 'cut.png')).toThrowError(DataError);
       expect(() => decodeImage(bytes.subarray(0, cut), 'cut.png')).toThrowError(/cut\.png/);
     }
+  });
+
+  it("says 'truncated' (not pngjs' read-request message) for a PNG cut anywhere after its header", () => {
+    const bytes = makePng(16, 16, rgbaGradient(16, 16));
+    for (let cut = 33; cut < bytes.length; cut += 7) {
+      let message = '';
+      try {
+        decodeImage(bytes.subarray(0, cut), 'cut.png');
+      } catch (e) {
+        expect(e).toBeInstanceOf(DataError);
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/^cut\.png: truncated PNG \(the file ends/);
+      expect(message).not.toMatch(/read requests/);
+    }
+    const last = bytes.length - 1;
+    expect(() => decodeImage(bytes.subarray(0, last), 'cut.png')).toThrowError(
+      `cut.png: truncated PNG (the file ends inside its IEND chunk: ${last} bytes of ${bytes.length} needed)`,
+    );
+  });
+
+  it("says 'corrupt' for a whole PNG with damaged data", () => {
+    const bytes = makePng(16, 16, rgbaGradient(16, 16)).slice();
+    bytes[60] ^= 0xff; // inside IDAT: the chunk CRC no longer matches
+    expect(() => decodeImage(bytes, 'bad.png')).toThrowError(/^bad\.png: corrupt PNG \(/);
   });
 
   it('rejects PNGs above the megapixel limit before decoding', () => {
@@ -84,8 +109,13 @@ describe('decodeImage: JPEG', () => {
 
   it('rejects truncated JPEGs and oversized ones', () => {
     expect(() => decodeImage(bytes.subarray(0, 100), 'cut.jpg')).toThrowError(/cut\.jpg/);
-    expect(() => decodeImage(bytes.subarray(0, 100), 'cut.jpg')).toThrowError(EinopsError);
-    expect(() => decodeImage(bytes, 'big.jpg', { maxMegapixels: 0.00001 })).toThrowError(EinopsError);
+    expect(() => decodeImage(bytes.subarray(0, 100), 'cut.jpg')).toThrowError(DataError);
+    expect(() => decodeImage(bytes, 'big.jpg', { maxMegapixels: 0.00001 })).toThrowError(DataError);
+    for (const cut of [100, bytes.length - 40, bytes.length - 1]) {
+      expect(() => decodeImage(bytes.subarray(0, cut), 'cut.jpg')).toThrowError(
+        /^cut\.jpg: truncated JPEG \(no end-of-image marker\)/,
+      );
+    }
   });
 });
 
@@ -103,6 +133,6 @@ describe('decodeImage / loadImage errors', () => {
     writeFileSync(path, makePng(1, 1, [1, 2, 3, 255]));
     expect(Array.from(loadImage(path).data)).toEqual([1, 2, 3]);
     expect(() => loadImage(join(dir, 'nope.png'))).toThrowError(/nope\.png/);
-    expect(() => loadImage(join(dir, 'nope.png'))).toThrowError(EinopsError);
+    expect(() => loadImage(join(dir, 'nope.png'))).toThrowError(DataError);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { DataError, UsageError } from '../../src/errors.js';
 import {
   chwToRgb,
   decodeImage,
@@ -69,7 +69,7 @@ describe('overlayHeatmap', () => {
     const img = flat(4, 4, [0, 0, 0]);
     expect(() => overlayHeatmap(img, new Float32Array(3), 2, 2)).toThrowError(/3 values, expected 2x2/);
     expect(() => overlayHeatmap(img, new Float32Array([0, NaN, 0, 0]), 2, 2)).toThrowError(/heat\[1\]/);
-    expect(() => overlayHeatmap(img, new Float32Array(4), 2, 2, 2)).toThrowError(EinopsError);
+    expect(() => overlayHeatmap(img, new Float32Array(4), 2, 2, 2)).toThrowError(UsageError);
   });
 });
 
@@ -86,7 +86,7 @@ describe('tileImages / upscaleNearest', () => {
     expect(pixel(t, 4, 2)).toEqual([0, 255, 0]);
     expect(pixel(t, 2, 5)).toEqual([0, 0, 255]);
     expect(pixel(t, 5, 5)).toEqual([9, 9, 9]); // empty cell
-    expect(() => tileImages([], 3)).toThrowError(EinopsError);
+    expect(() => tileImages([], 3)).toThrowError(UsageError);
   });
 
   it('centres smaller images in their cells', () => {
@@ -102,7 +102,7 @@ describe('tileImages / upscaleNearest', () => {
     expect([u.width, u.height]).toEqual([6, 3]);
     expect(pixel(u, 2, 2)).toEqual([1, 2, 3]);
     expect(pixel(u, 3, 0)).toEqual([4, 5, 6]);
-    expect(() => upscaleNearest(img, 0)).toThrowError(EinopsError);
+    expect(() => upscaleNearest(img, 0)).toThrowError(UsageError);
   });
 });
 
@@ -120,7 +120,7 @@ describe('chwToRgb / grayToRgb', () => {
     const s = 0.3081;
     const x = new Float32Array([(0 - m) / s, (1 - m) / s, 5]);
     expect(Array.from(grayToRgb(x, 3, 1, m, s).data)).toEqual([0, 0, 0, 255, 255, 255, 255, 255, 255]);
-    expect(() => grayToRgb(x, 2, 2)).toThrowError(EinopsError);
+    expect(() => grayToRgb(x, 2, 2)).toThrowError(UsageError);
     expect(() => chwToRgb(new Float32Array(8), 2, 2)).toThrowError(/not 1 or 3 channels/);
   });
 });
@@ -131,6 +131,6 @@ describe('encodePng', () => {
     const bytes = encodePng(img);
     expect(Array.from(bytes.subarray(1, 4))).toEqual([0x50, 0x4e, 0x47]);
     expect(decodeImage(bytes, 'rt.png')).toEqual({ width: 3, height: 2, data: img.data });
-    expect(() => encodePng({ width: 2, height: 2, data: new Uint8Array(5) })).toThrowError(EinopsError);
+    expect(() => encodePng({ width: 2, height: 2, data: new Uint8Array(5) })).toThrowError(DataError);
   });
 });

@@ -2,9 +2,15 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
-import { decodeImage } from '../../src/image/index.js';
-import { drawCurves, niceTicks, renderCurves, type CurveRow } from '../../src/train/plot.js';
+import { UsageError } from '../../src/errors.js';
+import { decodeImage, type RgbImage } from '../../src/image/index.js';
+import {
+  drawCurves,
+  niceTicks,
+  renderCurves,
+  renderLabelledGrid,
+  type CurveRow,
+} from '../../src/train/plot.js';
 
 const rows: CurveRow[] = Array.from({ length: 6 }, (_, i) => ({
   epoch: i + 1,
@@ -56,7 +62,7 @@ describe('drawCurves', () => {
   });
 
   it('rejects empty history, bad epochs and an unreadable font', () => {
-    expect(() => renderCurves([])).toThrowError(EinopsError);
+    expect(() => renderCurves([])).toThrowError(UsageError);
     expect(() => renderCurves([{ ...rows[0], epoch: Number.NaN }])).toThrowError(/row 0/);
     expect(() => renderCurves(rows, { font: 'no-such-font.ttf' })).toThrowError(/no-such-font\.ttf/);
   });
@@ -67,5 +73,45 @@ describe('niceTicks', () => {
     expect(niceTicks(0, 1, 5)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(1, 12, 6)).toEqual([2, 4, 6, 8, 10, 12]);
     expect(niceTicks(3, 3)).toEqual([3]);
+  });
+});
+
+describe('renderLabelledGrid', () => {
+  const cell = (v: number): RgbImage => ({ width: 10, height: 8, data: new Uint8Array(240).fill(v) });
+
+  it('copies cells pixel for pixel and draws the labels in text', () => {
+    const grid = {
+      cells: [
+        [cell(200), cell(100)],
+        [cell(50), cell(150)],
+      ],
+      rowLabels: [['input'], ['rollout', 'all layers']],
+      columnLabels: [
+        ['a.png', 'seven 90.0%'],
+        ['b.png', 'three 10.0%'],
+      ],
+      title: 'a title',
+    };
+    const img = renderLabelledGrid(grid);
+    // 104 px labels + 2 x (10 + 6) + 6; title 25 + header 2 x 16 + 6 + 2 x (8 + 6) + 6
+    expect([img.width, img.height]).toEqual([142, 25 + 38 + 28 + 6]);
+    const at = (x: number, y: number) => img.data[(y * img.width + x) * 3];
+    const top = 25 + 38;
+    expect([at(104, top), at(113, top + 7), at(120, top), at(104, top + 14), at(120, top + 21)]).toEqual([
+      200, 200, 100, 50, 150,
+    ]);
+    const noText = renderLabelledGrid({ ...grid, font: false });
+    const dark = (im: RgbImage) => Array.from(im.data).filter((v) => v < 100).length;
+    // Text adds dark pixels (the cells valued 50 count in both).
+    expect(dark(img) - dark(noText)).toBeGreaterThan(300);
+  });
+
+  it('rejects ragged grids and label counts that do not match', () => {
+    expect(() =>
+      renderLabelledGrid({ cells: [[cell(0)], []], rowLabels: [[], []], columnLabels: [[]] }),
+    ).toThrowError(UsageError);
+    expect(() => renderLabelledGrid({ cells: [[cell(0)]], rowLabels: [], columnLabels: [[]] })).toThrowError(
+      /0 row labels and 1 column labels for 1 rows and 1 columns/,
+    );
   });
 });

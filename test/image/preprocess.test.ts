@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import {
   HF_VIT_PREPROCESSING,
   IMAGENET_DEFAULT_MEAN,
@@ -63,7 +63,7 @@ describe('preprocess', () => {
 
   it('rejects mismatched mean/std and zero std', () => {
     const img = image(2, 2, () => 0);
-    expect(() => preprocess(img, { size: 2, mean: [0.5], std: [0.5, 0.5, 0.5] })).toThrowError(EinopsError);
+    expect(() => preprocess(img, { size: 2, mean: [0.5], std: [0.5, 0.5, 0.5] })).toThrowError(UsageError);
     expect(() => preprocess(img, { size: 2, mean: [0, 0, 0], std: [1, 0, 1] })).toThrowError(/non-zero/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import {
   centerCrop,
   resampleBilinear,
@@ -72,11 +72,11 @@ describe('resizeBilinear (Pillow BILINEAR)', () => {
     expect(r.data).not.toBe(a.data);
   });
 
-  it('rejects bad sizes with EinopsError', () => {
+  it('rejects bad sizes with UsageError', () => {
     const a = image(3, 2, () => 0);
-    expect(() => resizeBilinear(a, 0, 2)).toThrowError(EinopsError);
+    expect(() => resizeBilinear(a, 0, 2)).toThrowError(UsageError);
     expect(() => resizeBilinear(a, 2.5, 2)).toThrowError(/2\.5x2/);
-    expect(() => resizeBilinear({ width: 3, height: 3, data: a.data }, 2, 2)).toThrowError(EinopsError);
+    expect(() => resizeBilinear({ width: 3, height: 3, data: a.data }, 2, 2)).toThrowError(UsageError);
   });
 });
 

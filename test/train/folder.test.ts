@@ -1,11 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
-import { loadImageFolder, resizeBilinear } from '../../src/train/folder.js';
+import { DataError } from '../../src/errors.js';
+import { loadImageFolder } from '../../src/train/folder.js';
+import { loadImage, preprocess, type RgbImage } from '../../src/image/index.js';
+import { PREPROCESSOR_FILE, preprocessingFor, preprocessorJson } from '../../src/vit/preprocessor.js';
+import { PRESETS } from '../../src/vit/config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'einvit-folder-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -24,23 +27,74 @@ function makeTree(dir: string, classes: Record<string, [number, number, number][
   }
 }
 
-describe('resizeBilinear', () => {
-  it('matches PyTorch align_corners=False values', () => {
-    // F.interpolate(torch.tensor([[[[0., 1.], [2., 3.]]]]), size=4, mode='bilinear', align_corners=False)
-    const out = resizeBilinear(new Float32Array([0, 1, 2, 3]), 1, 2, 2, 4, 4);
-    const row = [0, 0.25, 0.75, 1];
-    const expected = [0, 0.5, 1.5, 2].flatMap((base) => row.map((r) => base + r));
-    expect([...out].map((v) => +v.toFixed(5))).toEqual(expected);
-    // Downscale 4 -> 2 averages the centre pairs.
-    const down = resizeBilinear(
-      Float32Array.from({ length: 16 }, (_, i) => i),
-      1,
-      4,
-      4,
-      2,
-      2,
+/** Writes an RGB image as a PNG file. */
+function writeRgb(path: string, img: RgbImage): void {
+  const out = new PNG({ width: img.width, height: img.height });
+  for (let k = 0; k < img.width * img.height; k++)
+    out.data.set([...img.data.subarray(3 * k, 3 * k + 3), 255], 4 * k);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, PNG.sync.write(out));
+}
+
+function pattern(width: number, height: number, f: (x: number, y: number, c: number) => number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = f(x, y, c);
+  return { width, height, data };
+}
+
+const bytesOf = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+describe('one pipeline for folder training and predict', () => {
+  it('resizes folder images exactly as Pillow does (the references of test/image/resize.test.ts)', () => {
+    const dir = join(root, 'pillow');
+    // Pillow 9.4 Image.resize((3, 2), BILINEAR) of this 7x5 image (HWC bytes)
+    writeRgb(
+      join(dir, 'a', 'p.png'),
+      pattern(7, 5, (x, y, c) => (x * 37 + y * 91 + c * 53) % 256),
     );
-    expect([...down]).toEqual([2.5, 4.5, 10.5, 12.5]);
+    const pillow = [99, 127, 137, 129, 154, 131, 129, 126, 137, 106, 134, 147, 118, 132, 127, 128, 141, 127];
+    const split = loadImageFolder(dir, { size: [2, 3], channels: 3, testFraction: 0 });
+    const x = split.train.images;
+    const bytes = Array.from({ length: 18 }, (_, k) => {
+      const [pix, c] = [Math.floor(k / 3), k % 3];
+      return Math.round((x[c * 6 + pix] * split.std[c] + split.mean[c]) * 255);
+    });
+    expect(bytes).toEqual(pillow);
+  });
+
+  it('feeds training the same float32 bits predict computes from the saved preprocessor config', () => {
+    const dir = join(root, 'same');
+    const files = [
+      join(dir, 'seven', 'a.png'),
+      join(dir, 'seven', 'b.png'),
+      join(dir, 'three', 'a.png'),
+      join(dir, 'three', 'b.png'),
+    ];
+    files.forEach((f, k) =>
+      writeRgb(
+        f,
+        pattern(37 + k, 23 + 2 * k, (x, y, c) => (x * (13 + k) + y * 29 + c * 71 + k * 40) % 256),
+      ),
+    );
+    for (const channels of [1, 3] as const) {
+      const split = loadImageFolder(dir, { size: 28, channels, testFraction: 0 });
+      const cfg = { ...PRESETS.tiny, num_channels: channels };
+      const saved = join(root, `saved-${channels}`);
+      mkdirSync(saved, { recursive: true });
+      writeFileSync(
+        join(saved, PREPROCESSOR_FILE),
+        JSON.stringify(preprocessorJson(cfg, split.mean, split.std)),
+      );
+      const pre = preprocessingFor(saved, cfg);
+      const per = channels * 28 * 28;
+      // train order: class folders sorted, files sorted
+      files.forEach((f, k) => {
+        const served = preprocess(loadImage(f), pre).data;
+        const trained = split.train.images.subarray(k * per, (k + 1) * per);
+        expect(bytesOf(trained).equals(bytesOf(served))).toBe(true);
+      });
+    }
   });
 });
 
@@ -108,7 +162,7 @@ describe('loadImageFolder', () => {
     expect([split.train.count, split.test.count]).toEqual([3, 0]);
     expect([split.train.channels, split.train.height, split.train.width]).toEqual([1, 2, 3]);
     // Files in class a sorted: big.png, img0.png.
-    const luma = (0.299 * 100 + 0.587 * 150 + 0.114 * 50) / 255;
+    const luma = 124 / 255; // PIL's convert('L'): (100*19595 + 150*38470 + 50*7471 + 32768) >> 16
     expect(split.train.images[0] * split.std[0] + split.mean[0]).toBeCloseTo(luma, 5);
     expect(split.train.images[6] * split.std[0] + split.mean[0]).toBeCloseTo(1, 5);
   });
@@ -134,15 +188,19 @@ describe('loadImageFolder', () => {
     const broken = join(root, 'broken');
     makeTree(broken, { a: [[1, 2, 3]] });
     writeFileSync(join(broken, 'a', 'zz.png'), 'not a png');
-    expect(() => loadImageFolder(broken, { testFraction: 0 })).toThrow(/zz\.png is neither a PNG nor a JPEG/);
-    writeFileSync(join(broken, 'a', 'zz.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0, 1, 2]));
-    expect(() => loadImageFolder(broken, { testFraction: 0 })).toThrow(/cannot decode image .*zz\.png/);
+    expect(() => loadImageFolder(broken, { testFraction: 0 })).toThrow(/zz\.png: not a PNG or JPEG/);
+    png(join(broken, 'a', 'zz.png'), 8, 8, [9, 9, 9]);
+    const whole = readFileSync(join(broken, 'a', 'zz.png'));
+    writeFileSync(join(broken, 'a', 'zz.png'), whole.subarray(0, whole.length - 20)); // cut download
+    expect(() => loadImageFolder(broken, { testFraction: 0 })).toThrow(
+      /zz\.png: truncated PNG \(the file ends/,
+    );
 
     const empty = join(root, 'empty');
     makeTree(empty, { a: [[1, 2, 3]] });
     mkdirSync(join(empty, 'b'));
     expect(() => loadImageFolder(empty)).toThrow(/class folder .*b has no/);
-    expect(() => loadImageFolder(join(root, 'missing'))).toThrow(EinopsError);
+    expect(() => loadImageFolder(join(root, 'missing'))).toThrow(DataError);
     expect(() => loadImageFolder(empty, { channels: 2 as 3 })).toThrow(/channels must be 1 or 3/);
   });
 });
