@@ -6,6 +6,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { explain } from '../../src/cli/explain.js';
 import { EinopsError } from '../../src/errors.js';
 import {
@@ -60,6 +61,19 @@ const ZERO: [number, number][][] = [
   }),
 ];
 
+/** Drops a file on the drawing pad, as a drag from the desktop would. */
+async function drop(page: Page, name: string, type: string, bytes: number[]): Promise<void> {
+  const dt = await page.evaluateHandle(
+    ([n, t, b]) => {
+      const d = new DataTransfer();
+      d.items.add(new File([new Uint8Array(b)], n, { type: t }));
+      return d;
+    },
+    [name, type, bytes] as const,
+  );
+  await page.dispatchEvent('#pad', 'drop', { dataTransfer: dt });
+}
+
 async function topLabels(page: Page): Promise<string[]> {
   return page
     .locator('#top5 li')
@@ -105,7 +119,7 @@ describe.skipIf(!available)('the demo page in chromium', () => {
     await page.fill('#pg-shape', '2, 8, 12, 3');
     await page.fill('#pg-lengths', 'p1=4 p2=4');
     const cli = explain('b (h p1) (w p2) c -> b h w (p1 p2 c)', { shape: '2,8,12,3' }, ['p1=4', 'p2=4']);
-    await expect.poll(() => page.textContent('#pg-output-shape')).toBe('[2, 2, 3, 48]');
+    await expect.poll(() => page.textContent('#pg-output-shape'), { timeout: 60_000 }).toBe('[2, 2, 3, 48]');
     expect(cli[cli.length - 1]).toBe('output [2, 2, 3, 48]');
     expect(await page.textContent('#pg-plan')).toBe(cli.slice(0, -1).join('\n'));
     expect(await page.textContent('#pg-plan')).toContain('2. tf.transpose(x, [0, 2, 1, 3])');
@@ -125,7 +139,7 @@ describe.skipIf(!available)('the demo page in chromium', () => {
       expect(e).toBeInstanceOf(EinopsError);
       expected = (e as Error).message;
     }
-    await expect.poll(() => page.textContent('#pg-error')).toBe(expected);
+    await expect.poll(() => page.textContent('#pg-error'), { timeout: 60_000 }).toBe(expected);
     expect(expected).toMatch(/\n {2}b \(h w -> b h w\n {2}\s*\^/);
     expect(await page.textContent('#pg-output-shape')).toBe('—');
     await page.click('#grammar summary');
@@ -156,20 +170,40 @@ describe.skipIf(!available)('the demo page in chromium', () => {
     await shot(page, 'digit-0-wasm');
   });
 
-  it('says on the page when a file is not an image or a folder has no config.json', async () => {
+  it('takes dropped images, and says on the page when a file is not an image or a folder has no config.json', async () => {
     const { page } = b;
     await page.setInputFiles('#image-file', {
       name: 'notes.txt',
       mimeType: 'text/plain',
       buffer: Buffer.from('not a picture'),
     });
-    await expect.poll(() => page.textContent('#demo-message')).toMatch(/notes\.txt: not an image/);
+    await expect
+      .poll(() => page.textContent('#demo-message'), { timeout: 60_000 })
+      .toMatch(/notes\.txt: not an image/);
+    // The same through a real drop on the pad, then a dropped PNG of a "1" (a white bar on black).
+    await drop(page, 'dropped.txt', 'text/plain', [...Buffer.from('plain text')]);
+    await expect
+      .poll(() => page.textContent('#demo-message'), { timeout: 60_000 })
+      .toMatch(/dropped\.txt: not an image/);
+    const png = new PNG({ width: 56, height: 56 });
+    for (let y = 0; y < 56; y++) {
+      for (let x = 0; x < 56; x++) {
+        const v = x >= 25 && x < 31 && y >= 8 && y < 48 ? 255 : 0;
+        png.data.set([v, v, v, 255], (y * 56 + x) * 4);
+      }
+    }
+    await drop(page, 'one.png', 'image/png', [...PNG.sync.write(png)]);
+    await page.evaluate(() => window.einvit.idle());
+    expect(await page.textContent('#demo-message')).toBe('');
+    expect((await topLabels(page))[0]).toBe('1');
     await page.setInputFiles('#files', {
       name: 'model.safetensors',
       mimeType: 'application/octet-stream',
       buffer: readFileSync(join(ROOT, 'web', 'public', 'model', 'model.safetensors')),
     });
-    await expect.poll(() => page.textContent('#demo-message')).toMatch(/no config\.json/);
+    await expect
+      .poll(() => page.textContent('#demo-message'), { timeout: 60_000 })
+      .toMatch(/no config\.json/);
     await shot(page, 'bad-input');
   });
 
@@ -183,14 +217,14 @@ describe.skipIf(!available)('the demo page in chromium', () => {
         .map((f) => join(dir, f)),
     );
     await expect
-      .poll(() => page.textContent('#model-name'))
+      .poll(() => page.textContent('#model-name'), { timeout: 60_000 })
       .toMatch(/32px, patch 4, 4 layers, D 48, 10 classes/);
     await page.evaluate(() => window.einvit.idle());
     expect(await page.textContent('#demo-message')).toBe('');
     expect(await page.locator('#top5 li').count()).toBe(5);
     await shot(page, 'cifar-tiny-loaded');
     await page.click('#shipped');
-    await expect.poll(() => page.textContent('#model-name')).toMatch(/MNIST/);
+    await expect.poll(() => page.textContent('#model-name'), { timeout: 60_000 }).toMatch(/MNIST/);
     await page.evaluate(() => window.einvit.idle());
   });
 
