@@ -14,7 +14,6 @@ export default defineConfig({
       // never called by the page, which reads files from pickers; these stubs keep node: modules out
       // of the bundle and throw a clear error if one ever is called.
       { find: /^node:(fs|fs\/promises|path)$/, replacement: here('src/node-stub.ts') },
-      { find: 'chevrotain-diagrams', replacement: here('../node_modules/chevrotain/diagrams') },
     ],
   },
   build: {

@@ -1,11 +1,11 @@
 // Railroad diagrams of the pattern grammar, drawn from the parser itself with chevrotain's renderer.
 // The renderer's scripts are inlined into the frame, so the page needs no network and no node_modules.
 import { parser } from '../../src/dsl/parser.js';
-import css from 'chevrotain-diagrams/diagrams.css?raw';
-import railroad from 'chevrotain-diagrams/vendor/railroad-diagrams.js?raw';
-import builder from 'chevrotain-diagrams/src/diagrams_builder.js?raw';
-import behavior from 'chevrotain-diagrams/src/diagrams_behavior.js?raw';
-import main from 'chevrotain-diagrams/src/main.js?raw';
+import css from '../../node_modules/chevrotain/diagrams/diagrams.css?raw';
+import railroad from '../../node_modules/chevrotain/diagrams/vendor/railroad-diagrams.js?raw';
+import builder from '../../node_modules/chevrotain/diagrams/src/diagrams_builder.js?raw';
+import behavior from '../../node_modules/chevrotain/diagrams/src/diagrams_behavior.js?raw';
+import main from '../../node_modules/chevrotain/diagrams/src/main.js?raw';
 
 /** The diagrams page as one self-contained HTML document. */
 export function grammarHtml(): string {
