@@ -1,5 +1,6 @@
 // Fuzzer for the pattern operations: random and mutated patterns, random small tensors, random axis
-// lengths and reductions. Every rejection must be an EinopsError and nothing may leak.
+// lengths and reductions; huge literals and lengths (above the 2^31 - 1 bound: never allocated),
+// disposed tensors and string tensors. Every rejection must be an EinopsError and nothing may leak.
 //
 //   npx tsx bench/fuzz.ts [--n 1000000] [--seed 1]
 //
@@ -62,6 +63,15 @@ const ALPHABET = [
   '١', // Arabic-Indic digit one (a Unicode decimal)
   '²',
   '🙂',
+];
+
+/** Literals past the size bound (2^31 - 1), past 2^53, and one whose square is past the bound. */
+const HUGE_LITERALS = [
+  ' 2147483648 ',
+  ' 4294967296 ',
+  ' 9007199254740993 ',
+  ' 99999999999999999999 ',
+  ' 65536 ',
 ];
 
 /** Valid patterns the mutator starts from, with the operations they are meant for. */
@@ -156,8 +166,8 @@ function mutateOnce(rng: Rng, s: string): string {
       chars.splice(at, 0, '(');
       return chars.join('');
     }
-    default: // add ellipsis or a number
-      chars.splice(at, 0, pick(rng, [' ... ', ' 1 ', ' 2 ', ' 0 ', ' () ', '…', ' 07 ']));
+    default: // add ellipsis or a number (huge ones too: above the bound, or not even safe integers)
+      chars.splice(at, 0, pick(rng, [' ... ', ' 1 ', ' 2 ', ' 0 ', ' () ', '…', ' 07 ', ...HUGE_LITERALS]));
       return chars.join('');
   }
 }
@@ -330,19 +340,23 @@ export function validRepeat(rng: Rng): ValidCase {
 // ---------------------------------------------------------------------------------------------
 // Tensors, lengths, reductions
 
-export type DType = 'float32' | 'int32' | 'bool';
+export type DType = 'float32' | 'int32' | 'bool' | 'string';
 
 /** A tensor to create (kept as a spec so that failing inputs can be printed). */
 export interface TensorSpec {
   readonly shape: number[];
   readonly dtype: DType;
+  /** Disposed before the call: the op must say so, not crash. */
+  readonly disposed?: boolean;
 }
 
 export function randomShape(rng: Rng): number[] {
   return Array.from({ length: int(rng, 0, 4) }, () => int(rng, 0, 4));
 }
 
-export function randomSpec(rng: Rng, shape = randomShape(rng)): TensorSpec {
+export function randomSpec(rng: Rng, shape = randomShape(rng), odd = false): TensorSpec {
+  if (odd && chance(rng, 0.04)) return { shape, dtype: 'float32', disposed: true };
+  if (odd && chance(rng, 0.03)) return { shape, dtype: 'string' };
   return { shape, dtype: pick(rng, ['float32', 'float32', 'int32', 'bool'] as const) };
 }
 
@@ -356,6 +370,7 @@ export function makeTensor(spec: TensorSpec, rng: Rng): tf.Tensor {
       spec.shape,
       'bool',
     );
+  if (spec.dtype === 'string') return tf.tensor(values.map(String), spec.shape, 'string');
   return tf.tensor(values, spec.shape, spec.dtype);
 }
 
@@ -365,7 +380,26 @@ function wordsOf(pattern: unknown): string[] {
 }
 
 const BAD_NAMES = ['', '_x', 'x_', '1a', 'a b', '…', '...', '__proto__', 'constructor', 'toString', '_'];
-const ODD_LENGTHS: unknown[] = [-1, -3, 1.5, NaN, Infinity, -0, 2 ** 53, '3', null, undefined, true, {}, [2]];
+const ODD_LENGTHS: unknown[] = [
+  -1,
+  -3,
+  1.5,
+  NaN,
+  Infinity,
+  -0,
+  2 ** 53,
+  '3',
+  null,
+  undefined,
+  true,
+  {},
+  [2],
+  // Safe integers above the size bound: refused before anything is allocated.
+  2 ** 31,
+  2 ** 32,
+  2 ** 53 - 1,
+  1e15,
+];
 
 /** Random axes lengths: names from the pattern or bad ones, values good or not; sometimes not an object. */
 export function randomLengths(rng: Rng, pattern: unknown): unknown {
@@ -551,7 +585,7 @@ export function randomInput(rng: Rng, op: OpName, seed = 0): FuzzInput {
     if (chance(rng, 0.03)) tensors.push({ raw: pick(rng, NOT_TENSORS) });
     else {
       const fit = shapes?.[i] ?? shape;
-      tensors.push(randomSpec(rng, fit && chance(rng, 0.9) ? fit : undefined));
+      tensors.push(randomSpec(rng, fit && chance(rng, 0.9) ? fit : undefined, true));
     }
   }
   return {
@@ -593,7 +627,8 @@ export function runInput(input: FuzzInput): { outcome: Outcome; leaked: number }
   const args = input.tensors.map((t) => {
     if (!isSpec(t)) return t.raw;
     const x = makeTensor(t, valueRng);
-    created.push(x);
+    if (t.disposed) x.dispose();
+    else created.push(x);
     return x;
   });
   let outcome: Outcome;

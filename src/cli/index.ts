@@ -2,15 +2,15 @@
 // The einvit command line.
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
-import { EinopsError, EinvitError } from '../errors.js';
+import { EinvitError, UsageError } from '../errors.js';
 import { ready } from '../backends/index.js';
 import { explain } from './explain.js';
-import { collectTargets, runJsonl, type Tally } from './conformance.js';
-import { runVitFolder } from './vit-conformance.js';
+import { conformanceCommand } from './conformance.js';
+import { numberFlag } from './options.js';
 import { evalCommand } from './run.js';
 import { invertMode, predictCommand } from './predict.js';
 import { attentionCommand } from './attention.js';
-import { train } from '../train/trainer.js';
+import { epochs, train } from '../train/trainer.js';
 
 const program = new Command();
 program
@@ -49,79 +49,88 @@ program
   .argument('<paths...>', 'files or folders')
   .action(async (paths: string[]) => {
     const backend = await start();
-    const tally: Tally = { passed: 0, failed: 0, lines: [] };
-    for (const target of collectTargets(paths)) {
-      if (target.kind === 'jsonl') runJsonl(target.path, tally);
-      else await runVitFolder(target.path, tally);
-    }
-    for (const line of tally.lines) console.log(line);
-    console.log(`backend: ${backend}`);
-    console.log(`${tally.passed} passed, ${tally.failed} failed`);
-    process.exitCode = tally.failed > 0 ? 1 : 0;
+    const { lines, failed } = await conformanceCommand(paths, backend);
+    for (const line of lines) console.log(line);
+    process.exitCode = failed > 0 ? 1 : 0;
   });
 
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new EinopsError(`--${name} must be a number, got '${v}'`);
-    return n;
-  };
-}
+const positiveInt = (flag: string) => numberFlag(flag, { integer: true, min: 1 });
+const nonNegative = (flag: string) => numberFlag(flag, { min: 0 });
 
 program
   .command('train', { isDefault: false })
   .description('train a ViT (default: the tiny ViT on the embedded MNIST)')
-  .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir>', 'mnist')
-  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json>', 'tiny')
-  .option('--epochs <n>', 'epochs (default: the recipe of the config)', num('epochs'))
-  .option('--batch-size <n>', 'batch size', num('batch-size'))
-  .option('--lr <x>', 'peak learning rate (one-cycle schedule)', num('lr'))
-  .option('--weight-decay <x>', 'AdamW weight decay', num('weight-decay'))
-  .option('--label-smoothing <x>', 'label smoothing', num('label-smoothing'))
-  .option('--clip <x>', 'gradient norm clip (0: off)', num('clip'))
-  .option('--shift <px>', 'random shift augmentation in pixels (0: off)', num('shift'))
-  .option('--seed <n>', 'random seed', num('seed'), 0)
+  .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir> (default: mnist)')
+  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json> (default: tiny)')
+  .option('--epochs <n>', 'epochs (default: the recipe of the config)', positiveInt('epochs'))
+  .option('--batch-size <n>', 'batch size', positiveInt('batch-size'))
+  .option('--lr <x>', 'peak learning rate (one-cycle schedule)', numberFlag('lr', { above: 0 }))
+  .option('--weight-decay <x>', 'AdamW weight decay', nonNegative('weight-decay'))
+  .option('--label-smoothing <x>', 'label smoothing', numberFlag('label-smoothing', { min: 0, below: 1 }))
+  .option('--clip <x>', 'gradient norm clip (0: off)', nonNegative('clip'))
+  .option(
+    '--shift <px>',
+    'random shift augmentation in pixels (0: off)',
+    numberFlag('shift', { integer: true, min: 0 }),
+  )
+  .option('--seed <n>', 'random seed (default: 0)', numberFlag('seed', { integer: true }))
   .option(
     '--workers <n>',
     'extra threads computing gradients (data parallel; default: 1 with 2 or more CPUs, else 0)',
-    num('workers'),
+    numberFlag('workers', { integer: true, min: 0 }),
   )
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
-  .option('--resume', 'continue the run in --out where it stopped')
-  .option('--limit-train <n>', 'use only this many training images', num('limit-train'))
-  .option('--limit-test <n>', 'use only this many test images', num('limit-test'))
+  .option('--resume', 'continue the run in --out where it stopped, with its own options')
+  .option('--limit-train <n>', 'use only this many training images', positiveInt('limit-train'))
+  .option('--limit-test <n>', 'use only this many test images', positiveInt('limit-test'))
   .action(async (o: Record<string, unknown>) => {
-    const backend = await start();
-    const out = (o.out as string | undefined) ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    if (o.resume && o.out === undefined)
-      throw new EinopsError('--resume needs --out <dir> of the run to continue');
-    const started = performance.now();
-    const result = await train({
-      data: o.data as string,
-      config: o.config as string,
-      epochs: o.epochs as number | undefined,
-      batchSize: o.batchSize as number | undefined,
-      lr: o.lr as number | undefined,
-      weightDecay: o.weightDecay as number | undefined,
-      labelSmoothing: o.labelSmoothing as number | undefined,
-      clip: o.clip as number | undefined,
-      shift: o.shift as number | undefined,
-      seed: o.seed as number,
-      workers: (o.workers as number | undefined) ?? (availableParallelism() >= 2 ? 1 : 0),
-      out,
-      resume: Boolean(o.resume),
-      limitTrain: o.limitTrain as number | undefined,
-      limitTest: o.limitTest as number | undefined,
-    });
-    const last = result.metrics.at(-1);
-    const wall = (performance.now() - started) / 1000;
-    if (last) {
-      console.log(
-        `done on ${backend} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${last.epoch} epochs`,
-      );
+    // Ctrl-C from here on stops training cleanly (a checkpoint is saved once training has begun).
+    const stop = new AbortController();
+    const onSigint = () => stop.abort();
+    process.on('SIGINT', onSigint);
+    try {
+      const backend = await start();
+      const out = (o.out as string | undefined) ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      if (o.resume && o.out === undefined)
+        throw new UsageError('--resume needs --out <dir> of the run to continue');
+      if (stop.signal.aborted) {
+        console.log('interrupted before training started: nothing was written');
+        return;
+      }
+      const started = performance.now();
+      const result = await train({
+        data: o.data as string | undefined,
+        config: o.config as string | undefined,
+        epochs: o.epochs as number | undefined,
+        batchSize: o.batchSize as number | undefined,
+        lr: o.lr as number | undefined,
+        weightDecay: o.weightDecay as number | undefined,
+        labelSmoothing: o.labelSmoothing as number | undefined,
+        clip: o.clip as number | undefined,
+        shift: o.shift as number | undefined,
+        seed: o.seed as number | undefined,
+        // a resumed run keeps its own number of workers unless --workers is given
+        workers:
+          (o.workers as number | undefined) ?? (o.resume ? undefined : availableParallelism() >= 2 ? 1 : 0),
+        out,
+        resume: Boolean(o.resume),
+        limitTrain: o.limitTrain as number | undefined,
+        limitTest: o.limitTest as number | undefined,
+        signal: stop.signal,
+      });
+      result.model.dispose();
+      if (result.alreadyFinished || result.interrupted) return;
+      const last = result.metrics.at(-1);
+      const wall = (performance.now() - started) / 1000;
+      if (last) {
+        console.log(
+          `done on ${backend} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${epochs(last.epoch)}`,
+        );
+      }
+      console.log(`model, checkpoint, metrics.jsonl, curves.png and attention.png are in ${out}`);
+    } finally {
+      process.off('SIGINT', onSigint);
     }
-    console.log(`checkpoint, metrics.jsonl, curves.png and attention.png are in ${out}`);
-    result.model.dispose();
   });
 
 program
@@ -141,7 +150,7 @@ program
   .command('predict')
   .description('top-5 classes of images')
   .requiredOption('--model <dir>', 'folder with config.json + model.safetensors')
-  .option('--top <k>', 'how many classes', num('top'), 5)
+  .option('--top <k>', 'how many classes (at most the number of classes)', positiveInt('top'), 5)
   .option('--invert <mode>', INVERT_HELP, 'auto')
   .argument('<images...>', 'PNG or JPEG files')
   .action(async (images: string[], o: { model: string; top: number; invert: string }) => {

@@ -23,11 +23,16 @@ export async function runVitFolder(dir: string, tally: Tally): Promise<void> {
   const io = openSafetensors(join(dir, 'io.safetensors'));
   try {
     const pixels = io.readTensor('pixel_values');
-    const out = model.forward(pixels, { outputHiddenStates: true, outputAttentions: true });
+    const out = model.forward(pixels, {
+      outputHiddenStates: true,
+      outputAttentions: true,
+      outputPreLogits: true,
+      outputLastHiddenState: true,
+    });
     const produced: Array<[string, tf.Tensor]> = [
       ['logits', out.logits],
-      ['pre_logits', out.preLogits],
-      ['last_hidden_state', out.lastHiddenState],
+      ['pre_logits', out.preLogits!],
+      ['last_hidden_state', out.lastHiddenState!],
       ...(out.hiddenStates ?? []).map((t, i): [string, tf.Tensor] => [`hidden_states.${i}`, t]),
       ...(out.attentions ?? []).map((t, i): [string, tf.Tensor] => [`attentions.${i}`, t]),
     ];

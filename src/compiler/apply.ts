@@ -1,7 +1,8 @@
 // Executes a plan with tfjs ops. The only place where reduction names meet tfjs functions.
 import { tf } from '../tf.js';
 import { EinopsError } from '../errors.js';
-import type { Plan, Step } from './plan.js';
+import { bytesPerElement, checkAllocation } from './limits.js';
+import { planFootprint, type Plan, type Step } from './plan.js';
 import type { Operation } from './recipe.js';
 
 /** A custom reduction: receives the tensor and the (positive) axes to reduce. */
@@ -144,8 +145,30 @@ function runStep(x: tf.Tensor, step: Step, reduction?: ReductionFn): tf.Tensor {
   }
 }
 
-/** Runs every step of `plan` on `x`; intermediate tensors are disposed. */
+/**
+ * What a plan needs of its input beyond its shape, checked before anything is allocated: a float
+ * tensor for 'mean', and room for the largest tensor it makes (limits.ts).
+ */
+export function checkPlanInput(plan: Plan, x: tf.Tensor, reduction?: ReductionFn): void {
+  const mean = plan.steps.some((s) => s.kind === 'reduce' && s.reduction === 'mean');
+  if (mean && reduction === undefined && x.dtype !== 'float32') {
+    throw new EinopsError(`mean is not available for ${x.dtype} tensors (use a float tensor)`, {
+      rule: 'mean-of-non-float',
+    });
+  }
+  const { peak, total } = planFootprint(plan);
+  checkAllocation(peak, x.dtype, 'result', (total - peak) * bytesPerElement(x.dtype));
+}
+
+/**
+ * Runs every step of `plan` on `x` (a tensor of `plan.inputShape`); intermediate tensors are disposed.
+ * The input is checked first ({@link checkPlanInput}).
+ *
+ * @example
+ * const y = applyPlan(compile('rearrange', 'a b -> b a', [2, 3], new Map()), tf.zeros([2, 3])); // [3, 2]
+ */
 export function applyPlan(plan: Plan, x: tf.Tensor, reduction?: ReductionFn): tf.Tensor {
+  checkPlanInput(plan, x, reduction);
   if (plan.steps.length === 0) return x.clone();
   return tf.tidy(() => {
     let y = x;

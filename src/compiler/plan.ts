@@ -1,5 +1,6 @@
 // A plan: the exact tfjs steps for one recipe and one input shape. Immutable and cached.
 import { EinopsError } from '../errors.js';
+import { checkShape, MAX_ELEMENTS, sizeOf } from './limits.js';
 import { GIVEN, UNKNOWN, type Operation, type Recipe } from './recipe.js';
 
 export type Step =
@@ -121,14 +122,89 @@ export function makePlan(
     }
   }
 
+  // Bounds before any tensor exists: every axis, the output and every intermediate (limits.ts).
+  lengths.forEach((length, i) => {
+    if (length > MAX_ELEMENTS) {
+      throw new EinopsError(
+        `Axis '${recipe.elementaryNames[i]}' has length ${length}, more than the ${MAX_ELEMENTS} (2^31 - 1) einvit allows`,
+        { rule: 'tensor-too-large' },
+      );
+    }
+  });
   const outputShape = recipe.outputComposition.map((g) => product(g.map((i) => lengths[i])));
+  const outputNames = recipe.outputComposition.map((g) =>
+    g.length === 1
+      ? `'${recipe.elementaryNames[g[0]]}'`
+      : `'(${g.map((i) => recipe.elementaryNames[i]).join(' ')})'`,
+  );
+  checkShape(outputShape, 'output', outputNames);
   const axisLengths = recipe.elementaryNames.map((n, i) => [n, lengths[i]] as const);
 
   // Merging axes lowers the rank of transposes but can add reshapes; keep the shorter plan.
   const merged = reduceLeadingInPlace(lower(recipe, op, shape, lengths, outputShape, true));
   const plain = reduceLeadingInPlace(lower(recipe, op, shape, lengths, outputShape, false));
   const steps = plain.length < merged.length ? plain : merged;
-  return { inputShape: [...shape], outputShape, steps, axisLengths };
+  for (const s of stepShapes(shape, steps)) checkShape(s, `intermediate tensor`);
+  return deepFreeze({ inputShape: [...shape], outputShape, steps, axisLengths });
+}
+
+/** The shape after each step of a plan that starts from `shape`. */
+export function stepShapes(shape: readonly number[], steps: readonly Step[]): number[][] {
+  let current = [...shape];
+  return steps.map((step) => {
+    switch (step.kind) {
+      case 'reshape':
+        current = [...step.shape];
+        break;
+      case 'transpose':
+        current = step.perm.map((p) => current[p]);
+        break;
+      case 'reduce':
+        current = current.filter((_, i) => !step.axes.includes(i));
+        break;
+      case 'tile':
+        current = current.map((d, i) => d * step.reps[i]);
+        break;
+    }
+    return current;
+  });
+}
+
+const footprints = new WeakMap<Plan, { peak: number; total: number }>();
+
+/**
+ * What running a plan allocates, in elements: its largest tensor (`peak`) and all of them together
+ * (`total`: applyPlan runs under one tf.tidy, so intermediates live until it ends). Reshapes share
+ * their input's data and count 0.
+ *
+ * @example
+ * planFootprint(planFor('repeat', 'a -> a b', [2], new Map([['b', 3]]))); // { peak: 6, total: 6 }
+ */
+export function planFootprint(plan: Plan): { peak: number; total: number } {
+  let footprint = footprints.get(plan);
+  if (footprint === undefined) {
+    const shapes = stepShapes(plan.inputShape, plan.steps);
+    let peak = 0;
+    let total = 0;
+    plan.steps.forEach((s, i) => {
+      if (s.kind === 'reshape') return;
+      peak = Math.max(peak, sizeOf(shapes[i]));
+      total += sizeOf(shapes[i]);
+    });
+    footprint = { peak, total };
+    footprints.set(plan, footprint);
+  }
+  return footprint;
+}
+
+/** Freezes a plan and everything in it: plans are shared through the cache. */
+export function deepFreeze<T>(x: T): T {
+  // Recurse into frozen objects too: a step frozen by itself may still hold mutable arrays.
+  if (typeof x === 'object' && x !== null) {
+    for (const v of Object.values(x)) deepFreeze(v);
+    Object.freeze(x);
+  }
+  return x;
 }
 
 /** The steps of a plan, with or without merging axes that move together. */

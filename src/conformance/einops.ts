@@ -1,7 +1,7 @@
 // Runs einops conformance vectors (JSON Lines produced by the real einops) against einvit.
 import { readFileSync } from 'node:fs';
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { EinopsError, UsageError } from '../errors.js';
 import { einsum, pack, parseShape, rearrange, reduce, repeat, unpack, type Reduction } from '../ops.js';
 
 type Value = number | boolean | string;
@@ -48,17 +48,71 @@ export interface CaseResult {
   ruleMismatch?: string;
 }
 
-/** Reads a JSON Lines file of cases. */
+const OPS: ReadonlySet<string> = new Set([
+  'rearrange',
+  'reduce',
+  'repeat',
+  'einsum',
+  'pack',
+  'unpack',
+  'parse_shape',
+]);
+
+// What is wrong with a parsed line as a conformance case, or undefined when it is one.
+function caseProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const c = value as Record<string, unknown>;
+  const missing = ['id', 'op', 'pattern', 'inputs', 'expect'].filter((k) => !(k in c));
+  if (missing.length > 0) return `no ${missing.map((k) => `"${k}"`).join(', ')}`;
+  if (typeof c.op !== 'string' || !OPS.has(c.op))
+    return `"op" ${JSON.stringify(c.op)} is not an einops operation`;
+  if (typeof c.pattern !== 'string') return '"pattern" is not a string';
+  if (!Array.isArray(c.inputs)) return '"inputs" is not a list';
+  const bad = c.inputs.findIndex(
+    (t) =>
+      typeof t !== 'object' ||
+      t === null ||
+      !Array.isArray((t as TensorSpec).shape) ||
+      !Array.isArray((t as TensorSpec).data) ||
+      typeof (t as TensorSpec).dtype !== 'string',
+  );
+  if (bad >= 0) return `"inputs[${bad}]" is not a tensor { shape, dtype, data }`;
+  if (typeof c.expect !== 'object' || c.expect === null) return '"expect" is not an object';
+  return undefined;
+}
+
+/**
+ * Reads a JSON Lines file of einops conformance cases (see test/conformance/README.md). A line that is
+ * not valid JSON or not a case is a UsageError naming the file and line.
+ *
+ * @example
+ * const cases = readCases('test/conformance/rearrange.jsonl');
+ */
 export function readCases(path: string): ConformanceCase[] {
   const text = readFileSync(path, 'utf8');
   const cases: ConformanceCase[] = [];
+  const what = 'einops conformance vectors (one JSON case per line)';
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
+    let value: unknown;
     try {
-      cases.push(JSON.parse(line) as ConformanceCase);
+      value = JSON.parse(line);
     } catch (e) {
-      throw new EinopsError(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new UsageError(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); expected ${what}`, {
+        rule: 'not-conformance',
+        cause: e,
+      });
     }
+    const problem = caseProblem(value);
+    if (problem !== undefined) {
+      throw new UsageError(
+        `${path}:${i + 1}: not an einops conformance case (${problem}); expected ${what}`,
+        {
+          rule: 'not-conformance',
+        },
+      );
+    }
+    cases.push(value as ConformanceCase);
   });
   return cases;
 }

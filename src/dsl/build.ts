@@ -78,8 +78,12 @@ function checkNames(tokens: readonly IToken[], options: SideOptions, found: Foun
       continue;
     }
     if (isDecimal(t.image)) {
-      if (decimalValue(t.image) === 0) {
+      const value = decimalValue(t.image);
+      if (value === 0) {
         add('non-positive-anonymous-axis', `Anonymous axis must have a positive length, not ${t.image}`);
+      } else if (!Number.isSafeInteger(value)) {
+        // Past 2^53 the number is not even represented exactly (9007199254740993 reads as ...992).
+        add('anonymous-axis-too-large', `Anonymous axis ${t.image} is too large: it is not a safe integer`);
       }
       continue; // numbers never clash: every numeric axis is its own axis
     }

@@ -1,4 +1,4 @@
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { blackValue, type DataSplit } from './data.js';
 import type { Rng } from './random.js';
 
@@ -96,14 +96,14 @@ export function makeAugment(opts: AugmentOptions = {}): Augment {
   const pad = opts.pad ?? 0;
   const flip = opts.flip ?? false;
   if (!(Number.isInteger(pad) && pad >= 0)) {
-    throw new EinopsError(`augment: pad must be a non-negative integer, got ${pad}`);
+    throw new UsageError(`augment: pad must be a non-negative integer, got ${pad}`);
   }
   return (src, srcOffset, dst, dstOffset, shape, rng) => {
     const fill = Array.isArray(opts.fill)
       ? opts.fill
       : new Array<number>(shape.channels).fill(opts.fill ?? 0);
     if (fill.length !== shape.channels) {
-      throw new EinopsError(`augment: fill has ${fill.length} values for ${shape.channels} channels`);
+      throw new UsageError(`augment: fill has ${fill.length} values for ${shape.channels} channels`);
     }
     const dx = pad > 0 ? rng.nextInt(2 * pad + 1) - pad : 0;
     const dy = pad > 0 ? rng.nextInt(2 * pad + 1) - pad : 0;

@@ -1,4 +1,4 @@
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { Augment } from './augment.js';
 import type { Dataset } from './data.js';
 import type { Rng } from './random.js';
@@ -54,10 +54,10 @@ export function batchCount(count: number, batchSize: number, dropLast = false): 
 export function* batches(ds: Dataset, opts: BatchOptions): Generator<Batch, void, undefined> {
   const { batchSize, shuffle, rng, augment } = opts;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) {
-    throw new EinopsError(`batches: batchSize must be a positive integer, got ${batchSize}`);
+    throw new UsageError(`batches: batchSize must be a positive integer, got ${batchSize}`);
   }
   if ((shuffle || augment) && !rng) {
-    throw new EinopsError('batches: shuffle and augment need an rng');
+    throw new UsageError('batches: shuffle and augment need an rng');
   }
   const order = Int32Array.from({ length: ds.count }, (_, i) => i);
   if (shuffle) rng!.shuffle(order);
@@ -66,7 +66,7 @@ export function* batches(ds: Dataset, opts: BatchOptions): Generator<Batch, void
   const n = batchCount(ds.count, batchSize, opts.dropLast ?? false);
   const skip = opts.skipBatches ?? 0;
   if (!(Number.isInteger(skip) && skip >= 0)) {
-    throw new EinopsError(`batches: skipBatches must be a non-negative integer, got ${skip}`);
+    throw new UsageError(`batches: skipBatches must be a non-negative integer, got ${skip}`);
   }
   const scratch = augment && skip > 0 ? new Float32Array(imageSize) : undefined;
   for (let b = 0; b < n; b++) {

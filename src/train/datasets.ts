@@ -1,5 +1,5 @@
 // `--data` specs: mnist | cifar10:<dir> | folder:<dir>.
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { DataSplit, Dataset } from './data.js';
 import { loadMnist } from './mnist.js';
 import { loadCifar10 } from './cifar10.js';
@@ -16,7 +16,7 @@ export interface LoadOptions {
 /** Evenly spaced samples of a dataset (keeps class balance whatever the stored order). */
 export function subset(ds: Dataset, n: number | undefined): Dataset {
   if (n === undefined || n >= ds.count) return ds;
-  if (!Number.isSafeInteger(n) || n < 1) throw new EinopsError(`limit must be a positive integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`limit must be a positive integer, got ${n}`);
   const per = ds.channels * ds.height * ds.width;
   const images = new Float32Array(n * per);
   const labels = new Int32Array(n);
@@ -47,7 +47,7 @@ export function loadData(spec: string, opts: LoadOptions = {}): DataSplit {
   } else if (spec.startsWith('folder:')) {
     split = loadImageFolder(spec.slice('folder:'.length), { size: opts.imageSize, channels: opts.channels });
   } else {
-    throw new EinopsError(`--data '${spec}' must be mnist, cifar10:<dir> or folder:<dir>`);
+    throw new UsageError(`--data '${spec}' must be mnist, cifar10:<dir> or folder:<dir>`);
   }
   return { ...split, train: subset(split.train, opts.limitTrain), test: subset(split.test, opts.limitTest) };
 }

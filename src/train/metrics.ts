@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, DataError, UsageError } from '../errors.js';
 
 /**
  * Appends `obj` as one JSON line to `path` (JSON Lines), creating the folder if needed.
@@ -13,7 +13,7 @@ export function appendMetrics(path: string, obj: Record<string, unknown>): void 
     mkdirSync(dirname(path), { recursive: true });
     appendFileSync(path, JSON.stringify(obj) + '\n');
   } catch (e) {
-    throw new EinopsError(`cannot append metrics to ${path}: ${(e as Error).message}`, { cause: e });
+    throw new CheckpointError(`cannot append metrics to ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -25,14 +25,14 @@ export function appendMetrics(path: string, obj: Record<string, unknown>): void 
  */
 export function confusionMatrix(pred: Int32Array, labels: Int32Array, k: number): number[][] {
   if (pred.length !== labels.length) {
-    throw new EinopsError(`confusionMatrix: ${pred.length} predictions but ${labels.length} labels`);
+    throw new DataError(`confusionMatrix: ${pred.length} predictions but ${labels.length} labels`);
   }
   const m = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   for (let i = 0; i < pred.length; i++) {
     const p = pred[i];
     const l = labels[i];
     if (p < 0 || p >= k || l < 0 || l >= k) {
-      throw new EinopsError(
+      throw new DataError(
         `confusionMatrix: entry ${i} has prediction ${p}, label ${l}; classes are 0..${k - 1}`,
       );
     }
@@ -83,9 +83,10 @@ export function accuracyOf(matrix: number[][]): number {
 export function formatConfusion(matrix: number[][], classNames: string[]): string {
   const k = matrix.length;
   if (classNames.length !== k) {
-    throw new EinopsError(`formatConfusion: ${classNames.length} class names for a ${k}x${k} matrix`);
+    throw new UsageError(`formatConfusion: ${classNames.length} class names for a ${k}x${k} matrix`);
   }
-  const rowLabels = classNames.map((n, i) => `${i} ${n}`);
+  // Class names that are their own index (MNIST's '0'..'9') are shown once, not as `0 0`.
+  const rowLabels = classNames.map((n, i) => (n === String(i) ? n : `${i} ${n}`));
   const head = 'true \\ pred';
   const labelWidth = Math.max(head.length, ...rowLabels.map((s) => s.length));
   const cellWidth = Math.max(String(k - 1).length, ...matrix.flat().map((v) => String(v).length));

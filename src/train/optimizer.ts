@@ -1,5 +1,5 @@
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, EinopsError, UsageError } from '../errors.js';
 
 /** Saved optimiser moments: `<name>.exp_avg` and `<name>.exp_avg_sq` per parameter, plus the step count. */
 export interface OptimizerState {
@@ -86,7 +86,7 @@ export class AdamW {
       ['eps', this.eps],
     ] as const) {
       if (!(Number.isFinite(val) && val >= 0) || (key.startsWith('beta') && val >= 1)) {
-        throw new EinopsError(`AdamW: ${key} = ${val} is out of range`);
+        throw new UsageError(`AdamW: ${key} = ${val} is out of range`);
       }
     }
     this.impl = opts.impl ?? 'auto';
@@ -98,7 +98,7 @@ export class AdamW {
     };
     const noDecay = opts.noDecay ?? defaultNoDecay;
     for (const [name, param] of params) {
-      if (this.slots.has(name)) throw new EinopsError(`AdamW: parameter name '${name}' appears twice`);
+      if (this.slots.has(name)) throw new UsageError(`AdamW: parameter name '${name}' appears twice`);
       const slot: Slot = { name, param, decay: !noDecay(name, param), impl: pick(param.size) };
       if (slot.impl === 'js') {
         slot.mArr = new Float32Array(param.size);
@@ -126,10 +126,10 @@ export class AdamW {
    * shape; the caller still owns (and disposes) the gradient tensors.
    */
   step(grads: Map<string, tf.Tensor>, lr: number): void {
-    if (!Number.isFinite(lr) || lr < 0) throw new EinopsError(`AdamW.step: lr must be >= 0, got ${lr}`);
+    if (!Number.isFinite(lr) || lr < 0) throw new UsageError(`AdamW.step: lr must be >= 0, got ${lr}`);
     for (const [name, g] of grads) {
       const slot = this.slots.get(name);
-      if (!slot) throw new EinopsError(`AdamW.step: gradient for unknown parameter '${name}'`);
+      if (!slot) throw new UsageError(`AdamW.step: gradient for unknown parameter '${name}'`);
       if (!tf.util.arraysEqual(g.shape, slot.param.shape)) {
         throw new EinopsError(
           `AdamW.step: gradient for '${name}' has shape [${g.shape}], parameter has [${slot.param.shape}]`,
@@ -209,7 +209,7 @@ export class AdamW {
   /** Restores state written by `exportState`; every parameter's moments must be present with its shape. */
   importState(state: OptimizerState): void {
     if (!(Number.isInteger(state.step) && state.step >= 0)) {
-      throw new EinopsError(`AdamW.importState: step must be a non-negative integer, got ${state.step}`);
+      throw new CheckpointError(`AdamW.importState: step must be a non-negative integer, got ${state.step}`);
     }
     const known = new Set<string>();
     const checked: [Slot, 'm' | 'v', Float32Array][] = [];
@@ -221,10 +221,10 @@ export class AdamW {
         const key = `${slot.name}.${suffix}`;
         known.add(key);
         const entry = state.tensors.get(key);
-        if (!entry) throw new EinopsError(`AdamW.importState: missing '${key}'`);
+        if (!entry) throw new CheckpointError(`AdamW.importState: missing '${key}'`);
         const size = entry.shape.reduce((a, b) => a * b, 1);
         if (!tf.util.arraysEqual(entry.shape, slot.param.shape) || entry.data.length !== size) {
-          throw new EinopsError(
+          throw new CheckpointError(
             `AdamW.importState: '${key}' has shape [${entry.shape}] (${entry.data.length} values), parameter has [${slot.param.shape}]`,
           );
         }
@@ -232,7 +232,7 @@ export class AdamW {
       }
     }
     for (const key of state.tensors.keys()) {
-      if (!known.has(key)) throw new EinopsError(`AdamW.importState: unknown entry '${key}'`);
+      if (!known.has(key)) throw new CheckpointError(`AdamW.importState: unknown entry '${key}'`);
     }
     for (const [slot, which, data] of checked) {
       const arr = which === 'm' ? slot.mArr : slot.vArr;
@@ -273,7 +273,7 @@ export function clipByGlobalNorm(
   grads: Map<string, tf.Tensor>,
   maxNorm: number,
 ): { grads: Map<string, tf.Tensor>; norm: number } {
-  if (!(maxNorm > 0)) throw new EinopsError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
+  if (!(maxNorm > 0)) throw new UsageError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
   let norm = 0;
   if (grads.size > 0) {
     const total = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { DataError, RuntimeFailure, UsageError } from '../errors.js';
 import type { ViT } from '../vit/model.js';
 import type { ViTConfig } from '../vit/config.js';
 import { expectedParameters } from '../vit/weights.js';
@@ -59,9 +59,47 @@ export interface ShardResult {
 }
 
 /**
- * Mean cross-entropy loss, arg-max hits and gradients of `model` on one shard, exactly as trainer.ts
- * computes them for a whole batch (training-mode forward, `softmaxCrossEntropy` with label smoothing).
- * Gradients are written into `into[i]` when given (a shared-memory region), else into fresh arrays.
+ * Mean cross-entropy loss, arg-max hits and gradients of `model` on one batch: the training step's
+ * loss (training-mode forward with dropout seed `opts.seed`, `softmaxCrossEntropy` with label
+ * smoothing). Serial training and every shard of `ParallelGrads` go through this one function.
+ * Gradients are keyed by parameter name (timm names); the caller disposes them.
+ *
+ * @example
+ * const { loss, correct, grads } = batchGradients(model, { images, labels, size: 64 }, { labelSmoothing: 0.1, seed: 3 });
+ * tf.dispose([...grads.values()]);
+ */
+export function batchGradients(model: ViT, batch: GradBatch, opts: GradOptions): GradResult {
+  const cfg = model.config;
+  const params = model.parameters();
+  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
+  const grads = new Map<string, tf.Tensor>();
+  let loss = 0;
+  let correct = 0;
+  // Returns nothing: tf.tidy walks every element of typed arrays it is handed back (seconds per step).
+  tf.tidy(() => {
+    const x = tf.tensor4d(batch.images, [batch.size, cfg.num_channels, cfg.image_size, cfg.image_size]);
+    const labelIds = tf.tensor1d(batch.labels, 'int32');
+    const onehot = tf.oneHot(labelIds, cfg.num_labels);
+    let hits: tf.Tensor | undefined;
+    const { value, grads: byVariable } = tf.variableGrads(() => {
+      const o = model.forward(x, { training: true, seed: opts.seed });
+      // kept: variableGrads disposes everything else made in here
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
+      return tf.losses.softmaxCrossEntropy(onehot, o.logits, undefined, opts.labelSmoothing) as tf.Scalar;
+    }, [...params.values()]);
+    for (const [key, g] of Object.entries(byVariable)) grads.set(nameOf.get(key)!, tf.keep(g));
+    const both = tf.stack([value, hits!]).dataSync();
+    hits!.dispose();
+    loss = both[0];
+    correct = both[1];
+  });
+  return { loss, correct, grads };
+}
+
+/**
+ * `batchGradients` on one shard, downloaded as plain arrays in `names` order (what a worker sends
+ * back). Gradients are written into `into[i]` when given (a shared-memory region), else into fresh
+ * arrays.
  *
  * @example
  * const r = shardGradients(model, images, labels, 6, { labelSmoothing: 0.1, seed: 16 }, [...names]);
@@ -71,42 +109,24 @@ export function shardGradients(
   images: Float32Array,
   labels: Int32Array,
   size: number,
-  opts: { labelSmoothing: number; seed: number },
+  opts: GradOptions,
   names: readonly string[],
   into?: readonly Float32Array[],
 ): ShardResult {
-  const cfg = model.config;
-  const params = model.parameters();
-  const variables = names.map((n) => params.get(n)!);
-  const nameOf = new Map(variables.map((v, i) => [v.name, i]));
-  const out: (Float32Array | undefined)[] = names.map(() => undefined);
-  let loss = 0;
-  let correct = 0;
-  // Returns nothing: tf.tidy walks every element of typed arrays it is handed back (seconds per step).
-  tf.tidy(() => {
-    const x = tf.tensor4d(images, [size, cfg.num_channels, cfg.image_size, cfg.image_size]);
-    const labelIds = tf.tensor1d(labels, 'int32');
-    const onehot = tf.oneHot(labelIds, cfg.num_labels);
-    let hits: tf.Tensor | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const o = model.forward(x, { training: true, seed: opts.seed });
-      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
-      return tf.losses.softmaxCrossEntropy(onehot, o.logits, undefined, opts.labelSmoothing) as tf.Scalar;
-    }, variables);
-    for (const [key, g] of Object.entries(grads)) {
-      const i = nameOf.get(key)!;
+  const r = batchGradients(model, { images, labels, size }, opts);
+  try {
+    const grads = names.map((name, i) => {
+      const g = r.grads.get(name);
+      if (!g) return undefined;
       const data = g.dataSync() as Float32Array;
-      if (into) {
-        into[i].set(data);
-        out[i] = into[i];
-      } else out[i] = data.slice();
-    }
-    const both = tf.stack([value, hits!]).dataSync();
-    hits!.dispose();
-    loss = both[0];
-    correct = both[1];
-  });
-  return { loss, correct, grads: out };
+      if (!into) return data.slice();
+      into[i].set(data);
+      return into[i];
+    });
+    return { loss: r.loss, correct: r.correct, grads };
+  } finally {
+    tf.dispose([...r.grads.values()]);
+  }
 }
 
 /**
@@ -182,7 +202,7 @@ class GradWorker {
     });
     const fail = (message: string) => {
       this.failure ??= message;
-      const e = new EinopsError(`ParallelGrads: gradient worker failed: ${this.failure}`);
+      const e = new RuntimeFailure(`ParallelGrads: gradient worker failed: ${this.failure}`);
       readyReject(e);
       this.settle()?.reject(e);
     };
@@ -217,7 +237,7 @@ class GradWorker {
 
   run(images: Float32Array, labels: Int32Array, size: number, opts: GradOptions & { seed: number }) {
     if (this.failure !== undefined) {
-      return Promise.reject(new EinopsError(`ParallelGrads: gradient worker failed: ${this.failure}`));
+      return Promise.reject(new RuntimeFailure(`ParallelGrads: gradient worker failed: ${this.failure}`));
     }
     if (this.input.byteLength < images.byteLength) this.input = new SharedArrayBuffer(images.byteLength);
     new Float32Array(this.input, 0, images.length).set(images);
@@ -238,7 +258,7 @@ class GradWorker {
 
   terminate(): Promise<number> {
     this.failure ??= 'disposed';
-    this.settle()?.reject(new EinopsError('ParallelGrads: disposed while a step was running'));
+    this.settle()?.reject(new RuntimeFailure('ParallelGrads: disposed while a step was running'));
     return this.worker.terminate();
   }
 }
@@ -307,7 +327,7 @@ export class ParallelGrads {
   static async create(cfg: ViTConfig, opts: ParallelOptions): Promise<ParallelGrads> {
     const n = opts.workers;
     if (!Number.isSafeInteger(n) || n < 0 || n > 64) {
-      throw new EinopsError(`ParallelGrads: workers must be an integer in 0..64, got ${n}`);
+      throw new UsageError(`ParallelGrads: workers must be an integer in 0..64, got ${n}`);
     }
     const slots: Slot[] = [];
     let total = 0;
@@ -342,25 +362,23 @@ export class ParallelGrads {
    * for (const g of grads.values()) g.dispose();
    */
   async compute(model: ViT, batch: GradBatch, opts: GradOptions): Promise<GradResult> {
-    if (this.disposed) throw new EinopsError('ParallelGrads: compute() after dispose()');
-    if (this.busy) throw new EinopsError('ParallelGrads: compute() called while another is running');
+    if (this.disposed) throw new UsageError('ParallelGrads: compute() after dispose()');
+    if (this.busy) throw new UsageError('ParallelGrads: compute() called while another is running');
     this.checkModel(model);
     const cfg = this.config;
     const pixels = cfg.num_channels * cfg.image_size * cfg.image_size;
     const { images, labels, size } = batch;
     if (!Number.isSafeInteger(size) || size < 1) {
-      throw new EinopsError(`ParallelGrads: batch size must be a positive integer, got ${size}`);
+      throw new UsageError(`ParallelGrads: batch size must be a positive integer, got ${size}`);
     }
     if (images.length !== size * pixels) {
-      throw new EinopsError(
+      throw new DataError(
         `ParallelGrads: batch.images has ${images.length} values, ${size} images of ` +
           `${cfg.num_channels}x${cfg.image_size}x${cfg.image_size} need ${size * pixels}`,
       );
     }
     if (labels.length !== size) {
-      throw new EinopsError(
-        `ParallelGrads: batch.labels has ${labels.length} entries, batch size is ${size}`,
-      );
+      throw new DataError(`ParallelGrads: batch.labels has ${labels.length} entries, batch size is ${size}`);
     }
     const names = this.slots.map((s) => s.name);
     this.busy = true;
@@ -461,14 +479,14 @@ export class ParallelGrads {
     for (const s of this.slots) {
       const v = params.get(s.name);
       if (!v || v.shape.length !== s.shape.length || v.shape.some((d, k) => d !== s.shape[k])) {
-        throw new EinopsError(
+        throw new UsageError(
           `ParallelGrads: the model does not match the config it was created with: parameter "${s.name}" ` +
             (v ? `has shape [${v.shape.join(', ')}], expected [${s.shape.join(', ')}]` : 'is missing'),
         );
       }
     }
     if (params.size !== this.slots.length) {
-      throw new EinopsError(
+      throw new UsageError(
         `ParallelGrads: the model has ${params.size} parameters, the config ${this.slots.length}`,
       );
     }

@@ -9,6 +9,11 @@ export interface ProgressOptions {
   everyPercent?: number;
   /** Force the animated bar (true) or plain lines (false). Default: `stream.isTTY`. */
   tty?: boolean;
+  /**
+   * Units already done before this bar started (a resumed epoch): shown as done, but not counted in
+   * the images/s rate. Default 0.
+   */
+  initial?: number;
   /** Where to write. Default process.stdout. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -36,6 +41,7 @@ export class Progress {
   private readonly bar?: cliProgress.SingleBar;
   private readonly started = performance.now();
   private done = 0;
+  private readonly initial: number;
   private nextPercent: number;
   private values: ProgressValues = {};
   private stopped = false;
@@ -44,7 +50,11 @@ export class Progress {
     this.total = Math.max(0, opts.total);
     this.title = opts.title ?? '';
     this.every = Math.max(1, opts.everyPercent ?? 10);
+    this.initial = Math.min(this.total, Math.max(0, opts.initial ?? 0));
+    this.done = this.initial;
+    const startPercent = this.total === 0 ? 0 : (100 * this.initial) / this.total;
     this.nextPercent = this.every;
+    while (this.nextPercent <= startPercent + 1e-9) this.nextPercent += this.every;
     this.stream = opts.stream ?? process.stdout;
     const tty = opts.tty ?? Boolean((this.stream as { isTTY?: boolean }).isTTY);
     if (tty) {
@@ -58,7 +68,7 @@ export class Progress {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(this.total, 0, this.payload());
+      this.bar.start(this.total, this.done, this.payload());
     }
   }
 
@@ -82,10 +92,10 @@ export class Progress {
     }
   }
 
-  /** Images (units) per second so far. */
+  /** Images (units) per second since this bar started (units of `initial` excluded). */
   rate(): number {
     const seconds = (performance.now() - this.started) / 1000;
-    return seconds > 0 ? this.done / seconds : 0;
+    return seconds > 0 ? (this.done - this.initial) / seconds : 0;
   }
 
   /** Ends the bar (a last line in plain mode unless 100% was already printed). */

@@ -1,4 +1,4 @@
-import { EinopsError } from '../errors.js';
+import { UsageError } from '../errors.js';
 
 /** A learning-rate schedule: optimiser step index (0-based) -> learning rate. */
 export type Schedule = (step: number) => number;
@@ -12,7 +12,7 @@ export interface CosineWithWarmupOptions {
 }
 
 function check(cond: boolean, message: string): void {
-  if (!cond) throw new EinopsError(message, { rule: 'schedule' });
+  if (!cond) throw new UsageError(message, { rule: 'schedule' });
 }
 
 /**

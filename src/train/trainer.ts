@@ -1,27 +1,28 @@
 // The training loop: data -> batches -> forward/backward -> AdamW, with per-epoch evaluation,
-// metrics, atomic checkpoints, exact resume and a clean stop on Ctrl-C.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+// metrics, atomic checkpoints (checkpoint.ts), exact resume and a clean stop on Ctrl-C.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { CheckpointError, UsageError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { parseConfig, PRESETS, type ViTConfig } from '../vit/config.js';
-import { openSafetensors, writeSafetensors } from '../vit/safetensors.js';
 import type { DataSplit, Dataset } from './data.js';
 import { batchCount, batches } from './batches.js';
-import { augmentFor } from './augment.js';
+import { augmentFor, type Augment } from './augment.js';
 import { Rng } from './random.js';
 import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { oneCycle, type Schedule } from './schedule.js';
-import { appendMetrics, confusionMatrix } from './metrics.js';
+import { confusionMatrix } from './metrics.js';
 import { Progress } from './progress.js';
-import { writeJsonAtomic } from './atomic.js';
 import { loadData } from './datasets.js';
-import { PREPROCESSOR_FILE } from '../vit/preprocessor.js';
 import { configForData, preprocessorForData } from './data-config.js';
-import { ParallelGrads } from './parallel.js';
+import { batchGradients, ParallelGrads, type GradBatch } from './parallel.js';
+import { loadRunCheckpoint, openRun, saveRunCheckpoint, STATE_FILE } from './checkpoint.js';
 
-/** Everything `einvit train` can be told. Unset fields take the recipe of the chosen config. */
+/**
+ * Everything `einvit train` can be told. Unset fields take the recipe of the chosen config for a new
+ * run, and the run's own values on `resume`.
+ */
 export interface TrainOptions {
   /** `mnist` (default), `cifar10:<dir>` or `folder:<dir>`. */
   data?: string;
@@ -39,8 +40,9 @@ export interface TrainOptions {
   shift?: number;
   flip?: boolean;
   seed?: number;
-  /** Output folder (checkpoint, metrics.jsonl, curves.png, attention.png). */
+  /** Output folder (checkpoints, metrics.jsonl, curves.png, attention.png). */
   out: string;
+  /** Continue the run in `out` with its stored options; a given option that differs is refused. */
   resume?: boolean;
   /** Stop after this many steps in total (tests: simulate an interruption). */
   maxSteps?: number;
@@ -54,29 +56,37 @@ export interface TrainOptions {
   /**
    * Extra worker threads computing gradients on shards of each batch (data parallel, see
    * parallel.ts). 0 (default) trains on the main thread only. Results are reproducible for a given
-   * value, but differ slightly between values (summation order, dropout seeds per shard).
+   * value, but differ slightly between values (summation order, dropout seeds per shard), so a run
+   * keeps its value on resume.
    */
   workers?: number;
   /** Write curves.png and attention.png at the end (default true). */
   plots?: boolean;
-  /** Called after each epoch's metrics are written (e.g. to watch memory). */
+  /** Called after each epoch's checkpoint is saved (e.g. to watch memory). */
   onEpoch?: (metrics: EpochMetrics) => void;
+  /**
+   * Stops training (a checkpoint is saved, as on Ctrl-C). Without it, `train` listens to SIGINT
+   * itself while it runs; the CLI passes one it connects to SIGINT before anything else starts.
+   */
+  signal?: AbortSignal;
 }
 
-/** One line of metrics.jsonl. */
+/** One epoch's results: a line of metrics.jsonl (results) plus one of timings.jsonl (timings). */
 export interface EpochMetrics {
   epoch: number;
   train_loss: number;
   train_acc: number;
   test_loss: number;
   test_acc: number;
+  /** Learning rate of the epoch's last step. */
+  lr: number;
+  /** Timings: machine-dependent, so kept out of metrics.jsonl (which repeats byte for byte). */
   images_per_s: number;
   elapsed_s: number;
-  lr: number;
 }
 
-/** A recipe: the training hyper-parameters that go with a config. */
-export interface Recipe {
+/** A training recipe: the hyper-parameters that go with a config. */
+export interface TrainingRecipe {
   epochs: number;
   batchSize: number;
   lr: number;
@@ -90,7 +100,7 @@ export interface Recipe {
 
 // Measured here (8,000 / 2,000 split, one-cycle): batch 64 reaches 96% by epoch 12 of 16, where
 // batch 128 was still at 95.7% after 15 epochs; 15 epochs fit in 10 minutes on 2 cores.
-const MNIST_RECIPE: Recipe = {
+const MNIST_RECIPE: TrainingRecipe = {
   epochs: 15,
   batchSize: 64,
   lr: 2e-3,
@@ -103,7 +113,7 @@ const MNIST_RECIPE: Recipe = {
 };
 
 /** Defaults per config name. MNIST: the recipe that reaches 96% in under 10 minutes on 2 cores. */
-export const RECIPES: Record<string, Recipe> = {
+export const RECIPES: Record<string, TrainingRecipe> = {
   tiny: MNIST_RECIPE,
   small: { ...MNIST_RECIPE, epochs: 25 },
   'cifar-tiny': {
@@ -119,7 +129,21 @@ export const RECIPES: Record<string, Recipe> = {
   },
 };
 
-interface TrainerState {
+/** Every option that affects a run's results, as stored in its checkpoints. */
+export interface RunOptions extends TrainingRecipe {
+  data: string;
+  config: string;
+  seed: number;
+  /** null: all images. */
+  limitTrain: number | null;
+  limitTest: number | null;
+  workers: number;
+}
+
+/** trainer_state.json: where a run is, how it was started, and its history. */
+export interface TrainerState {
+  /** Layout version of this file. */
+  version: 2;
   /** Completed epochs. */
   epoch: number;
   /** Batches done within the current (incomplete) epoch. */
@@ -127,19 +151,40 @@ interface TrainerState {
   step: number;
   /** Partial sums of the current epoch: loss * n, correct, n, seconds. */
   partial: { loss: number; correct: number; seen: number; seconds: number };
+  /** Seconds of training so far, over every process of the run. */
   elapsed: number;
-  options: Required<Pick<TrainOptions, 'data' | 'config' | 'seed'>> & Recipe;
+  options: RunOptions;
   config: ViTConfig;
+  /** Backend the run started on (results differ slightly between backends). */
+  backend: string;
+  /** One entry per completed epoch: metrics.jsonl and timings.jsonl are written from these. */
+  metrics: EpochMetrics[];
 }
 
-const STATE_FILE = 'trainer_state.json';
-const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** The command-line flag of each stored option, for messages. */
+const FLAGS: Record<keyof RunOptions, string> = {
+  data: '--data',
+  config: '--config',
+  seed: '--seed',
+  epochs: '--epochs',
+  batchSize: '--batch-size',
+  lr: '--lr',
+  weightDecay: '--weight-decay',
+  labelSmoothing: '--label-smoothing',
+  clip: '--clip',
+  shift: '--shift',
+  flip: '--flip',
+  pctStart: 'pctStart',
+  limitTrain: '--limit-train',
+  limitTest: '--limit-test',
+  workers: '--workers',
+};
 
 /** Resolves `--config`: a preset name or a config.json path. */
 export function resolveConfig(name: string): ViTConfig {
   if (name in PRESETS) return { ...PRESETS[name as keyof typeof PRESETS] };
   if (!existsSync(name)) {
-    throw new EinopsError(
+    throw new UsageError(
       `--config '${name}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`,
     );
   }
@@ -147,7 +192,7 @@ export function resolveConfig(name: string): ViTConfig {
   try {
     json = JSON.parse(readFileSync(name, 'utf8'));
   } catch (e) {
-    throw new EinopsError(`${name}: not valid JSON (${(e as Error).message})`);
+    throw new CheckpointError(`${name}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
   return parseConfig(json, name);
 }
@@ -165,13 +210,23 @@ export function checkFits(cfg: ViTConfig, data: Dataset): void {
     problems.push(`num_labels ${cfg.num_labels} but the data has ${data.numClasses} classes`);
   }
   if (problems.length > 0) {
-    throw new EinopsError(`The config does not fit the data '${data.name}': ${problems.join('; ')}`);
+    throw new UsageError(`The config does not fit the data '${data.name}': ${problems.join('; ')}`);
   }
+}
+
+/** `n epoch` / `n epochs`. */
+export function epochs(n: number): string {
+  return `${n} epoch${n === 1 ? '' : 's'}`;
 }
 
 /** Seed of the data order and augmentation of one epoch: resuming needs no saved rng state. */
 function epochRng(seed: number, epoch: number): Rng {
   return new Rng(seed * 1_000_003 + epoch);
+}
+
+/** Dropout seed of one step (tfjs seeds are mapped through `tfSeed` where they are used). */
+function stepSeed(seed: number, step: number): number {
+  return seed * 1_000_003 + step;
 }
 
 function tensorFromBatch(images: Float32Array, size: number, ds: Dataset): tf.Tensor4D {
@@ -204,98 +259,68 @@ export function evaluate(
   return { loss: lossSum / ds.count, acc: correct / ds.count, predictions };
 }
 
-/** Writes model (HF naming) + config.json + optimizer state + trainer state, each atomically. */
-async function saveCheckpoint(
-  out: string,
+/** What one optimisation step needs besides the batch. */
+export interface StepOptions {
+  lr: number;
+  labelSmoothing: number;
+  /** Global gradient-norm clip (0 = off). */
+  clip: number;
+  /** Dropout seed of the step. */
+  seed: number;
+}
+
+/**
+ * One optimisation step on `batch`: loss and gradients (on this thread, or split over `parallel`'s
+ * worker threads), gradient clipping, AdamW. Returns the batch's mean loss and its correct count.
+ *
+ * @example
+ * const { loss } = await trainStep(model, opt, { images, labels, size: 64 }, { lr: 1e-3, labelSmoothing: 0.1, clip: 1, seed: 0 });
+ */
+export async function trainStep(
   model: ViT,
   opt: AdamW,
-  state: TrainerState,
-  data: DataSplit,
-): Promise<void> {
-  const tag = { step: String(state.step) };
-  await model.save(out, tag); // model.safetensors (HF names when HF can hold it) + config.json
-  writeJsonAtomic(join(out, PREPROCESSOR_FILE), preprocessorForData(model.config, data));
-  const o = opt.exportState();
-  writeSafetensors(join(out, OPTIMIZER_FILE), o.tensors, { ...tag, adamw_step: String(o.step) });
-  writeJsonAtomic(join(out, STATE_FILE), state); // last: names the step the other files must carry
-}
-
-async function loadCheckpoint(
-  out: string,
-  opts: TrainState,
-): Promise<{ model: ViT; opt: AdamW; state: TrainerState }> {
-  const statePath = join(out, STATE_FILE);
-  if (!existsSync(statePath)) throw new EinopsError(`--resume: no ${STATE_FILE} in ${out}`);
-  let state: TrainerState;
+  batch: GradBatch,
+  o: StepOptions,
+  parallel?: ParallelGrads,
+): Promise<{ loss: number; correct: number }> {
+  const grad = { labelSmoothing: o.labelSmoothing, seed: o.seed };
+  const r = parallel ? await parallel.compute(model, batch, grad) : batchGradients(model, batch, grad);
   try {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
-  } catch (e) {
-    throw new EinopsError(`--resume: ${statePath} is not valid JSON (${(e as Error).message})`);
-  }
-  const want = opts.options;
-  for (const key of ['data', 'config', 'seed', 'batchSize', 'epochs'] as const) {
-    if (state.options?.[key] !== want[key]) {
-      throw new EinopsError(
-        `--resume: ${out} was trained with ${key} = ${JSON.stringify(state.options?.[key])}, not ${JSON.stringify(want[key])}`,
-      );
-    }
-  }
-  const model = await ViT.fromPretrained(out);
-  const file = openSafetensors(join(out, 'model.safetensors'));
-  const optFile = openSafetensors(join(out, OPTIMIZER_FILE));
-  try {
-    for (const [name, f] of [
-      ['model.safetensors', file],
-      [OPTIMIZER_FILE, optFile],
-    ] as const) {
-      if (f.metadata.step !== String(state.step)) {
-        throw new EinopsError(
-          `--resume: ${join(out, name)} is from step ${f.metadata.step}, ${STATE_FILE} from step ${state.step}: the checkpoint is incomplete`,
-        );
-      }
-    }
-    const opt = new AdamW(model.parameters(), { weightDecay: state.options.weightDecay });
-    const tensors = new Map(
-      optFile.keys().map((k) => [k, { shape: optFile.info(k).shape, data: optFile.readFloat32(k) }]),
-    );
-    opt.importState({ step: Number(optFile.metadata.adamw_step), tensors });
-    return { model, opt, state };
+    tf.tidy(() => opt.step(o.clip > 0 ? clipByGlobalNorm(r.grads, o.clip).grads : r.grads, o.lr));
   } finally {
-    file.close();
-    optFile.close();
+    tf.dispose([...r.grads.values()]);
   }
-}
-
-interface TrainState {
-  options: TrainerState['options'];
+  return { loss: r.loss, correct: r.correct };
 }
 
 /** What `train` returns. */
 export interface TrainResult {
   metrics: EpochMetrics[];
   out: string;
-  /** True when stopped early (Ctrl-C or maxSteps) after saving. */
+  /** True when stopped early (Ctrl-C, `signal` or maxSteps) after saving. */
   interrupted: boolean;
+  /** True when `resume` found the run already finished (nothing was trained or written). */
+  alreadyFinished: boolean;
   model: ViT;
   data: DataSplit;
 }
 
-/**
- * Trains a ViT and writes `<out>/{model.safetensors, config.json, optimizer.safetensors,
- * trainer_state.json, metrics.jsonl, curves.png, attention.png}`.
- *
- * @example
- * const { metrics, model } = await train({ out: 'runs/mnist' }); // tiny ViT on the embedded MNIST
- * console.log(metrics.at(-1)?.test_acc);
- * model.dispose();
- */
-export async function train(options: TrainOptions): Promise<TrainResult> {
-  const log = options.log ?? ((line: string) => console.log(line));
-  const configName = options.config ?? 'tiny';
-  const recipe = RECIPES[configName] ?? RECIPES.tiny;
-  const opts: TrainState['options'] = {
+/** A run in memory: model, optimizer, state and data, new or read back from its checkpoint. */
+interface Run {
+  out: string;
+  model: ViT;
+  opt: AdamW;
+  state: TrainerState;
+  data: DataSplit;
+}
+
+/** Options a new run takes from `options` and the recipe; each checked (UsageError names the flag). */
+function runOptions(options: TrainOptions): RunOptions {
+  const config = options.config ?? 'tiny';
+  const recipe = RECIPES[config] ?? RECIPES.tiny;
+  const o: RunOptions = {
     data: options.data ?? 'mnist',
-    config: configName,
+    config,
     seed: options.seed ?? 0,
     epochs: options.epochs ?? recipe.epochs,
     batchSize: options.batchSize ?? recipe.batchSize,
@@ -306,214 +331,391 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     shift: options.shift ?? recipe.shift,
     flip: options.flip ?? recipe.flip,
     pctStart: recipe.pctStart,
+    limitTrain: options.limitTrain ?? null,
+    limitTest: options.limitTest ?? null,
+    workers: options.workers ?? 0,
   };
-  for (const [k, v] of Object.entries({ epochs: opts.epochs, batchSize: opts.batchSize })) {
-    if (!Number.isSafeInteger(v) || v < 1)
-      throw new EinopsError(`--${k} must be a positive integer, got ${v}`);
-  }
-  if (!(opts.lr > 0)) throw new EinopsError(`--lr must be positive, got ${opts.lr}`);
+  checkOptions(o);
+  return o;
+}
 
-  const out = options.out;
-  const planned =
-    options.resume && existsSync(join(out, 'config.json'))
-      ? resolveConfig(join(out, 'config.json'))
-      : resolveConfig(configName);
-  const data = loadData(opts.data, {
+function checkOptions(o: Partial<RunOptions>): void {
+  const problems: string[] = [];
+  const int = (k: keyof RunOptions, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v === undefined || v === null) return;
+    if (!(Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
+      problems.push(`${FLAGS[k]} must be an integer ${range}, got ${String(v)}`);
+    }
+  };
+  const real = (k: keyof RunOptions, v: number | undefined, ok: (x: number) => boolean, what: string) => {
+    if (v !== undefined && !(Number.isFinite(v) && ok(v)))
+      problems.push(`${FLAGS[k]} must be ${what}, got ${v}`);
+  };
+  int('epochs', o.epochs, 1);
+  int('batchSize', o.batchSize, 1);
+  int('seed', o.seed, 0);
+  int('shift', o.shift, 0);
+  int('limitTrain', o.limitTrain, 1);
+  int('limitTest', o.limitTest, 1);
+  int('workers', o.workers, 0, 64);
+  real('lr', o.lr, (x) => x > 0, 'positive');
+  real('weightDecay', o.weightDecay, (x) => x >= 0, '>= 0');
+  real('labelSmoothing', o.labelSmoothing, (x) => x >= 0 && x < 1, 'in [0, 1)');
+  real('clip', o.clip, (x) => x >= 0, '>= 0 (0: off)');
+  if (problems.length > 0) throw new UsageError(problems.join('; '));
+}
+
+/** Every option given to a resume that differs from the run's own, as `--flag given (the run has x)`. */
+function conflicts(options: TrainOptions, state: TrainerState): string[] {
+  const given: Partial<Record<keyof RunOptions, unknown>> = {
+    data: options.data,
+    config: options.config,
+    seed: options.seed,
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    lr: options.lr,
+    weightDecay: options.weightDecay,
+    labelSmoothing: options.labelSmoothing,
+    clip: options.clip,
+    shift: options.shift,
+    flip: options.flip,
     limitTrain: options.limitTrain,
     limitTest: options.limitTest,
-    imageSize: planned.image_size,
-    channels: planned.num_channels === 1 ? 1 : 3,
-  });
-  mkdirSync(out, { recursive: true });
-  const metricsPath = join(out, 'metrics.jsonl');
+    workers: options.workers,
+  };
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(given) as [keyof RunOptions, unknown][]) {
+    if (value === undefined) continue;
+    const stored = state.options[key];
+    const show = (v: unknown) => (v === null ? 'none' : String(v));
+    if (value !== stored) out.push(`${FLAGS[key]} ${show(value)} (the run has ${show(stored)})`);
+  }
+  // A config file changed since the run started does not matter: the run continues with the config
+  // stored in its checkpoint.
+  return out;
+}
 
-  let model: ViT;
-  let opt: AdamW;
-  let state: TrainerState;
-  if (options.resume) {
-    ({ model, opt, state } = await loadCheckpoint(out, { options: opts }));
-    checkFits(model.config, data.train);
-    log(`resuming ${out} at epoch ${state.epoch + 1}, step ${state.step}`);
-  } else {
-    if (existsSync(join(out, STATE_FILE))) {
-      throw new EinopsError(
-        `${out} already holds a training run: pass --resume to continue it, or choose another --out`,
+function loadRunData(o: RunOptions, cfg: ViTConfig): DataSplit {
+  return loadData(o.data, {
+    limitTrain: o.limitTrain ?? undefined,
+    limitTest: o.limitTest ?? undefined,
+    imageSize: cfg.image_size,
+    channels: cfg.num_channels === 1 ? 1 : 3,
+  });
+}
+
+/** Setup of a new run: options, data, a freshly initialised model and optimizer. */
+function newRun(options: TrainOptions, log: (line: string) => void): Run {
+  const out = options.out;
+  const o = runOptions(options);
+  if (openRun(out) !== undefined || existsSync(join(out, STATE_FILE))) {
+    throw new UsageError(
+      `${out} already holds a training run: pass --resume to continue it, or choose another --out`,
+    );
+  }
+  const planned = resolveConfig(o.config);
+  const data = loadRunData(o, planned);
+  const cfg = configForData(planned, data.train, o.config in PRESETS, log);
+  checkFits(cfg, data.train);
+  const model = ViT.create(cfg, o.seed);
+  const opt = new AdamW(model.parameters(), { weightDecay: o.weightDecay });
+  const state: TrainerState = {
+    version: 2,
+    epoch: 0,
+    batchInEpoch: 0,
+    step: 0,
+    partial: { loss: 0, correct: 0, seen: 0, seconds: 0 },
+    elapsed: 0,
+    options: o,
+    config: cfg,
+    backend: tf.getBackend(),
+    metrics: [],
+  };
+  return { out, model, opt, state, data };
+}
+
+/** Setup of a resumed run: its checkpoint, its own options (given ones must agree), its data. */
+async function resumeRun(options: TrainOptions, log: (line: string) => void): Promise<Run> {
+  const out = options.out;
+  if (!existsSync(out)) throw new UsageError(`--resume: ${out} does not exist`);
+  const dir = openRun(out);
+  if (dir === undefined) {
+    const old = existsSync(join(out, STATE_FILE));
+    throw new UsageError(
+      old
+        ? `--resume: ${out} was written by an older einvit (${STATE_FILE} at the top, no checkpoints/latest); start a new run`
+        : `--resume: ${out} holds no complete checkpoint yet; start it again without --resume`,
+    );
+  }
+  const {
+    model,
+    opt,
+    state: raw,
+  } = await loadRunCheckpoint(dir, (s) => (s as TrainerState).options?.weightDecay ?? NaN);
+  try {
+    const state = raw as TrainerState;
+    if (state.version !== 2 || typeof state.options !== 'object') {
+      throw new CheckpointError(`${join(dir, STATE_FILE)}: not a trainer state this einvit can resume`);
+    }
+    const bad = conflicts(options, state);
+    if (bad.length > 0) {
+      throw new UsageError(
+        `--resume: ${out} was started with other options; leave these flags out to continue it with its own: ${bad.join('; ')}`,
       );
     }
-    const cfg = configForData(planned, data.train, configName in PRESETS, log);
-    checkFits(cfg, data.train);
-    model = ViT.create(cfg, opts.seed);
-    opt = new AdamW(model.parameters(), { weightDecay: opts.weightDecay });
-    state = {
-      epoch: 0,
-      batchInEpoch: 0,
-      step: 0,
-      partial: { loss: 0, correct: 0, seen: 0, seconds: 0 },
-      elapsed: 0,
-      options: opts,
-      config: cfg,
-    };
-    rmSync(metricsPath, { force: true });
+    if (state.backend !== tf.getBackend()) {
+      log(
+        `note: ${out} started on the ${state.backend} backend and continues on ${tf.getBackend()}: ` +
+          'results will differ slightly from an uninterrupted run',
+      );
+    }
+    const data = loadRunData(state.options, model.config);
+    checkFits(model.config, data.train);
+    return { out, model, opt, state, data };
+  } catch (e) {
+    model.dispose();
+    opt.dispose();
+    throw e;
   }
+}
 
-  const train = data.train;
-  const perEpoch = batchCount(train.count, opts.batchSize);
-  const totalSteps = perEpoch * opts.epochs;
-  const schedule: Schedule = oneCycle({
-    maxLr: opts.lr,
-    totalSteps,
-    pctStart: opts.pctStart,
-    divFactor: 25,
-    finalDivFactor: 1e4,
+function checkpointFiles(run: Run): Parameters<typeof saveRunCheckpoint>[3] {
+  const { state, data } = run;
+  return {
+    state,
+    preprocessor: preprocessorForData(run.model.config, data),
+    metrics: state.metrics.map(({ epoch, train_loss, train_acc, test_loss, test_acc, lr }) => ({
+      epoch,
+      train_loss,
+      train_acc,
+      test_loss,
+      test_acc,
+      lr,
+    })),
+    timings: state.metrics.map(({ epoch, images_per_s, elapsed_s }) => ({ epoch, images_per_s, elapsed_s })),
+  };
+}
+
+/** Per-run things the epoch loop needs, built once per process. */
+interface Loop {
+  run: Run;
+  schedule: Schedule;
+  perEpoch: number;
+  augment: Augment;
+  parallel?: ParallelGrads;
+  /** Seconds since the run started, counting earlier processes. */
+  elapsed: () => number;
+  stopped: () => boolean;
+  options: TrainOptions;
+}
+
+/** Trains the rest of the current epoch; false when stopped (signal or maxSteps) before its end. */
+async function trainEpoch(loop: Loop): Promise<boolean> {
+  const { run, options } = loop;
+  const { state, data } = run;
+  const o = state.options;
+  const progress = new Progress({
+    total: data.train.count,
+    title: `epoch ${state.epoch + 1}/${o.epochs}`,
+    tty: options.progress,
+    initial: state.partial.seen,
   });
-  const params = model.parameters();
-  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
-  const variables = [...params.values()];
-  const augment = augmentFor(data, { pad: opts.shift, flip: opts.flip });
+  try {
+    for (const b of batches(data.train, {
+      batchSize: o.batchSize,
+      shuffle: true,
+      rng: epochRng(o.seed, state.epoch + 1),
+      augment: loop.augment,
+      skipBatches: state.batchInEpoch,
+    })) {
+      if (loop.stopped() || (options.maxSteps !== undefined && state.step >= options.maxSteps)) return false;
+      const t0 = performance.now();
+      const r = await trainStep(
+        run.model,
+        run.opt,
+        b,
+        {
+          lr: loop.schedule(state.step),
+          labelSmoothing: o.labelSmoothing,
+          clip: o.clip,
+          seed: stepSeed(o.seed, state.step),
+        },
+        loop.parallel,
+      );
+      state.step++;
+      state.batchInEpoch++;
+      state.partial.loss += r.loss * b.size;
+      state.partial.correct += r.correct;
+      state.partial.seen += b.size;
+      state.partial.seconds += (performance.now() - t0) / 1000;
+      progress.tick(b.size, {
+        loss: state.partial.loss / state.partial.seen,
+        acc: state.partial.correct / state.partial.seen,
+      });
+      await new Promise((resolve) => setImmediate(resolve)); // let Ctrl-C in
+    }
+    return true;
+  } finally {
+    progress.stop();
+  }
+}
 
-  const workers = options.workers ?? 0;
-  const parallel = workers > 0 ? await ParallelGrads.create(model.config, { workers }) : undefined;
+/** Evaluates after a completed epoch, records its metrics in the state and saves the checkpoint. */
+async function endEpoch(loop: Loop, log: (line: string) => void): Promise<EpochMetrics> {
+  const { run } = loop;
+  const { state } = run;
+  const test = evaluate(run.model, run.data.test);
+  const row: EpochMetrics = {
+    epoch: state.epoch + 1,
+    train_loss: state.partial.loss / state.partial.seen,
+    train_acc: state.partial.correct / state.partial.seen,
+    test_loss: test.loss,
+    test_acc: test.acc,
+    lr: loop.schedule(state.step - 1),
+    images_per_s: state.partial.seen / state.partial.seconds,
+    elapsed_s: loop.elapsed(),
+  };
+  state.metrics.push(row);
+  state.epoch = row.epoch;
+  state.batchInEpoch = 0;
+  state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
+  state.elapsed = row.elapsed_s;
+  await saveRunCheckpoint(run.out, run.model, run.opt, checkpointFiles(run));
+  log(
+    `epoch ${row.epoch}/${state.options.epochs}  train loss ${row.train_loss.toFixed(4)} acc ${(100 * row.train_acc).toFixed(2)}%  ` +
+      `test loss ${row.test_loss.toFixed(4)} acc ${(100 * row.test_acc).toFixed(2)}%  ` +
+      `${row.images_per_s.toFixed(0)} img/s  ${row.elapsed_s.toFixed(1)} s`,
+  );
+  return row;
+}
+
+/** Listens for a stop: `options.signal`, or SIGINT while `train` runs. */
+function stopListener(signal?: AbortSignal): { stopped: () => boolean; dispose: () => void } {
+  if (signal) return { stopped: () => signal.aborted, dispose: () => undefined };
   let stop = false;
   const onSigint = () => {
     stop = true;
   };
   process.on('SIGINT', onSigint);
-  const metrics: EpochMetrics[] = readMetrics(metricsPath).filter((m) => m.epoch <= state.epoch);
-  const runStart = performance.now() / 1000 - state.elapsed;
-  let interrupted = false;
-  log(
-    `training ${configName} on ${data.train.name} (${train.count} train / ${data.test.count} test images), ` +
-      `${opts.epochs} epochs x ${perEpoch} steps, batch ${opts.batchSize}, backend ${tf.getBackend()}`,
-  );
-  try {
-    while (state.epoch < opts.epochs) {
-      const epoch = state.epoch + 1;
-      const progress = new Progress({
-        total: train.count,
-        title: `epoch ${epoch}/${opts.epochs}`,
-        tty: options.progress,
-      });
-      progress.update(state.partial.seen);
-      const rng = epochRng(opts.seed, epoch);
-      const skip = state.batchInEpoch;
-      for (const b of batches(train, {
-        batchSize: opts.batchSize,
-        shuffle: true,
-        rng,
-        augment,
-        skipBatches: skip,
-      })) {
-        const t0 = performance.now();
-        const lr = schedule(state.step);
-        const seed = opts.seed * 1_000_003 + state.step;
-        let loss: number;
-        let correct: number;
-        if (parallel) {
-          const r = await parallel.compute(model, b, { labelSmoothing: opts.labelSmoothing, seed });
-          ({ loss, correct } = r);
-          tf.tidy(() => {
-            const named = opts.clip > 0 ? clipByGlobalNorm(r.grads, opts.clip).grads : r.grads;
-            opt.step(named, lr);
-          });
-          tf.dispose([...r.grads.values()]);
-        } else {
-          [loss, correct] = tf.tidy(() => {
-            const x = tensorFromBatch(b.images, b.size, train);
-            const labelIds = tf.tensor1d(b.labels, 'int32');
-            const onehot = tf.oneHot(labelIds, train.numClasses);
-            let hits: tf.Tensor | undefined;
-            const { value, grads } = tf.variableGrads(() => {
-              const o = model.forward(x, { training: true, seed });
-              // kept: variableGrads disposes everything else made in here
-              hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(o.logits, 1), labelIds), 'float32')));
-              return tf.losses.softmaxCrossEntropy(
-                onehot,
-                o.logits,
-                undefined,
-                opts.labelSmoothing,
-              ) as tf.Scalar;
-            }, variables);
-            let named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g]));
-            if (opts.clip > 0) named = clipByGlobalNorm(named, opts.clip).grads;
-            opt.step(named, lr);
-            const both = tf.stack([value, hits!]).dataSync();
-            hits!.dispose();
-            return [both[0], both[1]];
-          });
-        }
-        const seconds = (performance.now() - t0) / 1000;
-        state.step++;
-        state.batchInEpoch++;
-        state.partial.loss += loss * b.size;
-        state.partial.correct += correct;
-        state.partial.seen += b.size;
-        state.partial.seconds += seconds;
-        progress.tick(b.size, {
-          loss: state.partial.loss / state.partial.seen,
-          acc: state.partial.correct / state.partial.seen,
-        });
-        await new Promise((resolve) => setImmediate(resolve)); // let Ctrl-C in
-        if (stop || (options.maxSteps !== undefined && state.step >= options.maxSteps)) break;
-      }
-      progress.stop();
-      if (
-        stop ||
-        (options.maxSteps !== undefined && state.step >= options.maxSteps && state.batchInEpoch < perEpoch)
-      ) {
-        state.elapsed = performance.now() / 1000 - runStart;
-        await saveCheckpoint(out, model, opt, state, data);
-        log(
-          `stopped at epoch ${epoch}, step ${state.step}: checkpoint saved in ${out} (continue with --resume)`,
-        );
-        interrupted = true;
-        break;
-      }
-      const test = evaluate(model, data.test);
-      const row: EpochMetrics = {
-        epoch,
-        train_loss: state.partial.loss / state.partial.seen,
-        train_acc: state.partial.correct / state.partial.seen,
-        test_loss: test.loss,
-        test_acc: test.acc,
-        images_per_s: state.partial.seen / state.partial.seconds,
-        elapsed_s: performance.now() / 1000 - runStart,
-        lr: schedule(state.step - 1),
-      };
-      metrics.push(row);
-      appendMetrics(metricsPath, { ...row });
-      state.epoch = epoch;
-      state.batchInEpoch = 0;
-      state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
-      state.elapsed = row.elapsed_s;
-      await saveCheckpoint(out, model, opt, state, data);
-      options.onEpoch?.(row);
-      log(
-        `epoch ${epoch}/${opts.epochs}  train loss ${row.train_loss.toFixed(4)} acc ${(100 * row.train_acc).toFixed(2)}%  ` +
-          `test loss ${row.test_loss.toFixed(4)} acc ${(100 * row.test_acc).toFixed(2)}%  ` +
-          `${row.images_per_s.toFixed(0)} img/s  ${row.elapsed_s.toFixed(1)} s`,
-      );
-      if (options.maxSteps !== undefined && state.step >= options.maxSteps) {
-        interrupted = state.epoch < opts.epochs;
-        break;
-      }
-    }
-  } finally {
-    process.off('SIGINT', onSigint);
-    await parallel?.dispose();
-  }
-  if (!interrupted && options.plots !== false) {
-    await writePlots(out, model, data, metrics);
-    log(`wrote ${join(out, 'curves.png')} and ${join(out, 'attention.png')}`);
-  }
-  return { metrics, out, interrupted, model, data };
+  return { stopped: () => stop, dispose: () => process.off('SIGINT', onSigint) };
 }
 
-function readMetrics(path: string): EpochMetrics[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as EpochMetrics);
+/**
+ * Trains a ViT in the run folder `out` (layout in checkpoint.ts): a checkpoint after every epoch and
+ * on Ctrl-C, `metrics.jsonl`, and at the end `curves.png` and `attention.png`. With `resume` it
+ * continues the run in `out` exactly where its last checkpoint stopped, with the run's own options.
+ *
+ * @example
+ * const { metrics, model } = await train({ out: 'runs/mnist' }); // tiny ViT on the embedded MNIST
+ * console.log(metrics.at(-1)?.test_acc);
+ * model.dispose();
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const stop = stopListener(options.signal); // first: a Ctrl-C during setup stops before training
+  try {
+    const run = options.resume ? await resumeRun(options, log) : newRun(options, log);
+    const { state, data, out } = run;
+    const o = state.options;
+    const result = (interrupted: boolean, alreadyFinished = false): TrainResult => ({
+      metrics: state.metrics,
+      out,
+      interrupted,
+      alreadyFinished,
+      model: run.model,
+      data,
+    });
+    if (state.epoch >= o.epochs) {
+      const last = state.metrics.at(-1);
+      log(
+        `${out} is finished: ${epochs(o.epochs)} done` +
+          (last ? `, test accuracy ${(100 * last.test_acc).toFixed(2)}%` : '') +
+          '; nothing to do (nothing was changed)',
+      );
+      run.opt.dispose();
+      return result(false, true);
+    }
+    if (options.resume) log(`resuming ${out} at epoch ${state.epoch + 1}, step ${state.step}`);
+    let interrupted: boolean;
+    try {
+      interrupted = await trainEpochs(run, options, stop.stopped, log);
+    } catch (e) {
+      run.model.dispose(); // the caller never gets it
+      throw e;
+    } finally {
+      run.opt.dispose();
+    }
+    if (!interrupted && options.plots !== false) {
+      await writePlots(out, run.model, data, state.metrics);
+      log(`wrote ${join(out, 'curves.png')} and ${join(out, 'attention.png')}`);
+    }
+    return result(interrupted);
+  } finally {
+    stop.dispose();
+  }
+}
+
+/** The epoch loop of `train`; true when it stopped before the last epoch (after saving). */
+async function trainEpochs(
+  run: Run,
+  options: TrainOptions,
+  stopped: () => boolean,
+  log: (line: string) => void,
+): Promise<boolean> {
+  const { state, data } = run;
+  const o = state.options;
+  const perEpoch = batchCount(data.train.count, o.batchSize);
+  const runStart = performance.now() / 1000 - state.elapsed;
+  const loop: Loop = {
+    run,
+    perEpoch,
+    schedule: oneCycle({
+      maxLr: o.lr,
+      totalSteps: perEpoch * o.epochs,
+      pctStart: o.pctStart,
+      divFactor: 25,
+      finalDivFactor: 1e4,
+    }),
+    augment: augmentFor(data, { pad: o.shift, flip: o.flip }),
+    elapsed: () => performance.now() / 1000 - runStart,
+    stopped,
+    options,
+  };
+  log(
+    `training ${o.config} on ${data.train.name} (${data.train.count} train / ${data.test.count} test images), ` +
+      `${epochs(o.epochs)} x ${perEpoch} steps, batch ${o.batchSize}, backend ${tf.getBackend()}`,
+  );
+  const startStep = state.step;
+  await new Promise((resolve) => setImmediate(resolve)); // a Ctrl-C during setup is seen before step 1
+  loop.parallel =
+    o.workers > 0 ? await ParallelGrads.create(run.model.config, { workers: o.workers }) : undefined;
+  try {
+    while (state.epoch < o.epochs) {
+      if (await trainEpoch(loop)) {
+        const row = await endEpoch(loop, log);
+        options.onEpoch?.(row);
+        if (state.epoch < o.epochs && !stopped() && !(state.step >= (options.maxSteps ?? Infinity))) continue;
+        if (state.epoch >= o.epochs) return false;
+      }
+      if (state.step === startStep) {
+        log(`stopped before training started: nothing was saved`);
+        return true;
+      }
+      if (state.batchInEpoch > 0) {
+        state.elapsed = loop.elapsed();
+        await saveRunCheckpoint(run.out, run.model, run.opt, checkpointFiles(run));
+      }
+      log(
+        `stopped at epoch ${state.epoch + (state.batchInEpoch > 0 ? 1 : 0)}, step ${state.step}: ` +
+          `checkpoint saved in ${run.out} (continue with --resume)`,
+      );
+      return true;
+    }
+    return false;
+  } finally {
+    await loop.parallel?.dispose();
+  }
 }
 
 async function writePlots(out: string, model: ViT, data: DataSplit, metrics: EpochMetrics[]): Promise<void> {

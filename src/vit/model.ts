@@ -27,6 +27,10 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
   /** Also return `attentions` (every block's softmax probabilities `[N, heads, T, T]`). */
   outputAttentions?: boolean;
+  /** Also return `preLogits` (what the classifier sees). */
+  outputPreLogits?: boolean;
+  /** Also return `lastHiddenState` (tokens after the final LayerNorm). */
+  outputLastHiddenState?: boolean;
   /** Apply dropout (rates from the config). */
   training?: boolean;
   /** Seed for the dropout masks (training only); unseeded when absent. */
@@ -35,14 +39,20 @@ export interface ForwardOptions {
   interpolatePosEncoding?: boolean;
 }
 
-/** What {@link ViT.forward} returns; the meanings of test/vit-reference/README.md. */
+/**
+ * What {@link ViT.forward} returns; the meanings of test/vit-reference/README.md. Only the tensors
+ * asked for are returned (the others are freed), so disposing what you use frees everything.
+ */
 export interface ForwardOutput {
   /** `[N, num_labels]` (equals `preLogits` when the model has no head). */
   logits: tf.Tensor;
-  /** `[N, D]`: the vector fed to the classifier (after pooling and `fc_norm`). */
-  preLogits: tf.Tensor;
-  /** `[N, T, D]`: tokens after the final pre-pool LayerNorm (the last block's output when there is none). */
-  lastHiddenState: tf.Tensor;
+  /** `[N, D]`: the vector fed to the classifier (after pooling and `fc_norm`); with `outputPreLogits`. */
+  preLogits?: tf.Tensor;
+  /**
+   * `[N, T, D]`: tokens after the final pre-pool LayerNorm (the last block's output when there is
+   * none); with `outputLastHiddenState`.
+   */
+  lastHiddenState?: tf.Tensor;
   /** `L + 1` tensors `[N, T, D]`: embeddings, then each block's output before the final norm. */
   hiddenStates?: tf.Tensor[];
   /** `L` tensors `[N, heads, T, T]`. */
@@ -298,11 +308,13 @@ export class ViT {
   }
 
   /**
-   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised).
+   * Runs the model on `[N, C, H, W]` float32 pixels (already normalised). Returns `logits` and the
+   * other outputs asked for in `opts`; the caller disposes them.
    *
    * @example
    * const out = model.forward(pixels, { outputAttentions: true });
    * out.logits.print();
+   * tf.dispose([out.logits, ...out.attentions!]);
    */
   forward(pixels: tf.Tensor, opts: ForwardOptions = {}): ForwardOutput {
     const cfg = this.config;
@@ -380,7 +392,10 @@ export class ViT {
       const preLogits = fcNorm ? layerNorm(pooled, fcNorm, this.p('fc_norm.bias'), eps) : pooled;
       const head = this.opt('head.weight');
       const logits = head ? linear(preLogits, head, this.opt('head.bias')) : preLogits;
-      const result: ForwardOutput = { logits, preLogits, lastHiddenState };
+      // tf.tidy frees whatever is not returned: the caller owns exactly what it asked for.
+      const result: ForwardOutput = { logits };
+      if (opts.outputPreLogits) result.preLogits = preLogits;
+      if (opts.outputLastHiddenState) result.lastHiddenState = lastHiddenState;
       if (opts.outputHiddenStates) result.hiddenStates = hiddenStates;
       if (opts.outputAttentions) result.attentions = attentions;
       return result as unknown as tf.TensorContainer;

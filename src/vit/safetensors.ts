@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
-import { EinopsError } from '../errors.js';
+import { CheckpointError } from '../errors.js';
 
 /** Dtype strings of the safetensors format, with their item sizes in bytes. */
-const ITEM_SIZE: Record<string, number> = {
+const ITEM_SIZE: Readonly<Record<string, number>> = {
   BOOL: 1,
   U8: 1,
   I8: 1,
@@ -27,6 +27,14 @@ const ITEM_SIZE: Record<string, number> = {
   I64: 8,
   U64: 8,
 };
+
+/**
+ * Item size of a safetensors dtype, or undefined. Own properties only: `constructor`, `toString` or
+ * `__proto__` are names a hostile header may use, and `in` would find them on Object.prototype.
+ */
+function itemSize(dtype: string): number | undefined {
+  return Object.hasOwn(ITEM_SIZE, dtype) ? ITEM_SIZE[dtype] : undefined;
+}
 
 /** A dtype this module knows the size of. Only F32, F16, BF16 and F64 convert to float32. */
 export type SafetensorsDtype = string;
@@ -52,7 +60,7 @@ export interface SafetensorsFile {
   /** Tensor names in header order. */
   keys(): string[];
   has(key: string): boolean;
-  /** Dtype and shape of `key`; throws EinopsError for an unknown key. */
+  /** Dtype and shape of `key`; throws CheckpointError for an unknown key. */
   info(key: string): TensorInfo;
   /** Reads only this tensor's bytes and converts F32/F16/BF16/F64 to a fresh Float32Array. */
   readFloat32(key: string): Float32Array;
@@ -65,6 +73,25 @@ export interface SafetensorsFile {
 /** Largest header accepted (the official library uses the same 100 MB limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Deepest nesting of arrays and objects accepted in the header. A valid header needs 3 levels; the
+ * official library parses with serde_json, whose recursion limit is 128, so it is the bound here too.
+ */
+export const MAX_HEADER_DEPTH = 128;
+
+/**
+ * Most entries (tensors, plus `__metadata__`) a header may have. Far above real checkpoints (ViT-H/14
+ * has 390 tensors, a shard of a 70B-parameter LLM under 1,000); a header of a million entries takes
+ * JSON.parse tens of seconds and over a gigabyte.
+ */
+export const MAX_HEADER_ENTRIES = 100_000;
+
+/**
+ * Most JSON values (counted as commas outside strings) in the whole header: 20 per entry at the entry
+ * bound. 30 million empty arrays fit in 100 MB and take JSON.parse minutes; this rejects them at once.
+ */
+export const MAX_HEADER_VALUES = 20 * MAX_HEADER_ENTRIES;
+
 interface Entry {
   key: string;
   dtype: string;
@@ -76,7 +103,7 @@ interface Entry {
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function fail(name: string, message: string, rule = 'safetensors'): never {
-  throw new EinopsError(`safetensors ${name}: ${message}`, { rule });
+  throw new CheckpointError(`safetensors ${name}: ${message}`, { rule });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -104,9 +131,18 @@ function fileSource(file: string): Source {
   }
   let size: number;
   try {
-    size = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    // Linux opens a directory for reading; the first read would then throw a raw EISDIR.
+    if (!stat.isFile()) {
+      const what = stat.isDirectory() ? 'a directory' : 'not a regular file';
+      throw new CheckpointError(`safetensors ${file}: is ${what}, not a safetensors file`, {
+        rule: 'file-open',
+      });
+    }
+    size = stat.size;
   } catch (e) {
     fs.closeSync(fd);
+    if (e instanceof CheckpointError) throw e;
     fail(file, `cannot stat: ${(e as Error).message}`, 'file-open');
   }
   let open = true;
@@ -119,7 +155,12 @@ function fileSource(file: string): Source {
       let done = 0;
       while (done < into.length) {
         const want = Math.min(CHUNK, into.length - done);
-        const got = fs.readSync(fd, into, done, want, pos + done);
+        let got: number;
+        try {
+          got = fs.readSync(fd, into, done, want, pos + done);
+        } catch (e) {
+          fail(file, `cannot read at byte ${pos + done}: ${(e as Error).message}`, 'file-read');
+        }
         if (got <= 0) fail(file, `unexpected end of file at byte ${pos + done}`, 'truncated');
         done += got;
       }
@@ -174,7 +215,13 @@ function parseHeader(
     );
   }
   const headerBytes = new Uint8Array(headerLen);
-  src.read(headerBytes, 8);
+  const scan = headerScanner(name);
+  const CHUNK = 1 << 20;
+  for (let at = 0; at < headerLen; at += CHUNK) {
+    const chunk = headerBytes.subarray(at, Math.min(headerLen, at + CHUNK));
+    src.read(chunk, 8 + at);
+    scan(chunk, at);
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
@@ -199,8 +246,12 @@ function parseHeader(
     }
     const where = `tensor "${key}"`;
     if (!isPlainObject(value)) fail(name, `${where}: entry is not an object`, 'tensor-entry');
-    const { dtype, shape, data_offsets: offsets } = value;
-    if (typeof dtype !== 'string' || !(dtype in ITEM_SIZE)) {
+    const own = (field: string): unknown => (Object.hasOwn(value, field) ? value[field] : undefined);
+    const dtype = own('dtype');
+    const shape = own('shape');
+    const offsets = own('data_offsets');
+    const size = typeof dtype === 'string' ? itemSize(dtype) : undefined;
+    if (typeof dtype !== 'string' || size === undefined) {
       fail(name, `${where}: unknown dtype ${JSON.stringify(dtype)}`, 'dtype');
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInt)) {
@@ -228,11 +279,11 @@ function parseHeader(
     }
     // BigInt so a hostile shape cannot overflow into a false match.
     const numel = (shape as number[]).reduce((a, d) => a * BigInt(d), 1n);
-    const expected = numel * BigInt(ITEM_SIZE[dtype]);
+    const expected = numel * BigInt(size);
     if (expected !== BigInt(end - begin)) {
       fail(
         name,
-        `${where}: byte length ${end - begin} != ${numel} elements x ${ITEM_SIZE[dtype]} bytes (${dtype} [${(shape as number[]).join(', ')}])`,
+        `${where}: byte length ${end - begin} != ${numel} elements x ${size} bytes (${dtype} [${(shape as number[]).join(', ')}])`,
         'byte-length',
       );
     }
@@ -250,7 +301,69 @@ function parseHeader(
       );
     }
   }
+  // As the official library: the tensors cover the data section exactly, with no gap and nothing after.
+  let covered = 0;
+  for (const e of sorted) {
+    if (e.begin > covered) {
+      fail(
+        name,
+        `bytes [${covered}, ${e.begin}) of the data section belong to no tensor (before tensor "${e.key}")`,
+        'gap',
+      );
+    }
+    covered = e.end;
+  }
+  if (covered !== dataSize) {
+    fail(
+      name,
+      `${dataSize - covered} bytes after the last tensor (the data section is ${dataSize} bytes, tensors end at ${covered})`,
+      'trailing-bytes',
+    );
+  }
   return { entries, metadata, dataStart };
+}
+
+/**
+ * Bounds what JSON.parse will be asked to build, in one pass over the bytes (strings skipped): nesting
+ * depth, top-level entries and values. JSON.parse of a 100 MB header of tiny values takes minutes and
+ * gigabytes; this scan takes a fraction of a second, and runs chunk by chunk as the header is read so
+ * that a hostile header fails at its first megabyte.
+ */
+function headerScanner(name: string): (chunk: Uint8Array, offset: number) => void {
+  const QUOTE = 0x22;
+  const BACKSLASH = 0x5c;
+  const COMMA = 0x2c;
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let entries = 1;
+  let values = 0;
+  return (chunk, offset) => {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (b === BACKSLASH) escaped = true;
+        else if (b === QUOTE) inString = false;
+      } else if (b === QUOTE) inString = true;
+      else if (b === COMMA) {
+        if (depth === 1 && ++entries > MAX_HEADER_ENTRIES) {
+          fail(name, `header has more than ${MAX_HEADER_ENTRIES} entries (tensors)`, 'header-size');
+        }
+        if (++values > MAX_HEADER_VALUES) {
+          fail(name, `header has more than ${MAX_HEADER_VALUES} JSON values`, 'header-size');
+        }
+      } else if (b === 0x5b || b === 0x7b) {
+        if (++depth > MAX_HEADER_DEPTH) {
+          fail(
+            name,
+            `header JSON is nested more than ${MAX_HEADER_DEPTH} levels deep (at byte ${8 + offset + i})`,
+            'header-json',
+          );
+        }
+      } else if (b === 0x5d || b === 0x7d) depth--;
+    }
+  };
 }
 
 function swapBytes(bytes: Uint8Array, size: number): void {
@@ -286,7 +399,7 @@ export function halfToFloat(h: number): number {
 
 /**
  * Opens a safetensors file (or in-memory bytes) and checks its whole header before any tensor is read.
- * Bad files raise EinopsError naming the file and tensor, never a raw error or a huge allocation.
+ * Bad files raise CheckpointError naming the file and tensor, never a raw error or a huge allocation.
  *
  * @example
  * const f = openSafetensors('model.safetensors');
@@ -311,7 +424,7 @@ export function openSafetensors(pathOrBytes: string | Uint8Array): SafetensorsFi
 
   const readFloat32 = (key: string): Float32Array => {
     const e = get(key);
-    const n = (e.end - e.begin) / ITEM_SIZE[e.dtype];
+    const n = (e.end - e.begin) / itemSize(e.dtype)!;
     const pos = header.dataStart + e.begin;
     switch (e.dtype) {
       case 'F32': {
@@ -461,7 +574,7 @@ export function writeSafetensors(
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    if (e instanceof EinopsError) throw e;
+    if (e instanceof CheckpointError) throw e;
     fail(file, `cannot write: ${(e as Error).message}`, 'file-write');
   }
 }

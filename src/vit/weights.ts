@@ -246,6 +246,9 @@ const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** Problems listed in a checkpoint-mismatch error; the count of the others follows them. */
+const MAX_LISTED_PROBLEMS = 20;
+
 /** Checks every key and shape first, then reads; all problems go into one error. */
 function convertIn(
   src: KeySource,
@@ -300,7 +303,11 @@ function convertIn(
   if (problems.length > 0) {
     const lines = [
       `checkpoint ${src.name} (${naming} names) does not fit the config: ${problems.length} problem${problems.length > 1 ? 's' : ''}`,
-      ...problems,
+      // A hostile file may have a hundred thousand keys: list the first few, count the rest.
+      ...problems.slice(0, MAX_LISTED_PROBLEMS),
+      ...(problems.length > MAX_LISTED_PROBLEMS
+        ? [`  ... and ${problems.length - MAX_LISTED_PROBLEMS} more`]
+        : []),
       ...[...hints].map((h) => `  hint: ${h}`),
     ];
     throw new EinopsError(lines.join('\n'), { rule: 'checkpoint-mismatch' });

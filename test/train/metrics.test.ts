@@ -107,6 +107,29 @@ describe('Progress (plain mode)', () => {
     expect(lines[3]).toMatch(/100% 100\/100 \| loss 0\.1000 \| acc 90\.0%/);
   });
 
+  it('a resumed epoch: the images done before are shown but not counted in img/s', async () => {
+    let out = '';
+    const stream = new Writable({
+      write(chunk, _enc, cb) {
+        out += chunk.toString();
+        cb();
+      },
+    });
+    const p = new Progress({ total: 10_000, initial: 9_000, everyPercent: 5, tty: false, stream });
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 50));
+    p.tick(500, { loss: 1, acc: 0.5 });
+    const seconds = (performance.now() - t0) / 1000;
+    const lines = out.trimEnd().split('\n');
+    expect(lines).toHaveLength(1); // 95%: the first step of 5% after the 90% already done
+    const [, done, rate] = /(\d+)\/10000 .* (\d+) img\/s/.exec(lines[0])!;
+    expect(Number(done)).toBe(9500);
+    // 500 images in >= 50 ms: at most 10,000 img/s (counting the 9,000 gave >= 190,000 img/s)
+    expect(Number(rate)).toBeGreaterThan(0);
+    expect(Number(rate)).toBeLessThanOrEqual(Math.ceil(500 / 0.05));
+    expect(Number(rate)).toBeGreaterThanOrEqual(Math.floor((0.9 * 500) / seconds));
+  });
+
   it('draws a cli-progress bar in TTY mode', () => {
     let out = '';
     const stream = Object.assign(

@@ -4,7 +4,7 @@ import { ready } from '../../src/backends/index.js';
 import { ViT } from '../../src/vit/model.js';
 import { PRESETS, type ViTConfig } from '../../src/vit/config.js';
 import type { Worker } from 'node:worker_threads';
-import { EinopsError } from '../../src/errors.js';
+import { DataError, RuntimeFailure, UsageError } from '../../src/errors.js';
 import { ParallelGrads, shardSizes } from '../../src/train/parallel.js';
 
 // Small and dropout-free, so the seeds do not matter and shard sums equal the full batch.
@@ -142,10 +142,10 @@ describe('ParallelGrads', () => {
     await pg0.dispose();
   });
 
-  it('rejects bad input with EinopsError', async () => {
+  it('rejects bad input with DataError / UsageError', async () => {
     const b = batchOf(4, 1);
     await expect(pg.compute(model, { ...b, size: 5 }, { labelSmoothing: 0, seed: 0 })).rejects.toThrow(
-      EinopsError,
+      DataError,
     );
     await expect(
       pg.compute(model, { ...b, labels: new Int32Array(3) }, { labelSmoothing: 0, seed: 0 }),
@@ -153,7 +153,7 @@ describe('ParallelGrads', () => {
     const other = ViT.create({ ...cfg, hidden_size: 12, num_attention_heads: 2, intermediate_size: 24 });
     await expect(pg.compute(other, b, { labelSmoothing: 0, seed: 0 })).rejects.toThrow(/does not match/);
     other.dispose();
-    await expect(ParallelGrads.create(cfg, { workers: -1 })).rejects.toThrow(EinopsError);
+    await expect(ParallelGrads.create(cfg, { workers: -1 })).rejects.toThrow(UsageError);
   });
 
   it('dispose() terminates the worker threads', async () => {
@@ -170,7 +170,7 @@ describe('ParallelGrads', () => {
     );
   });
 
-  it('rejects with EinopsError carrying the worker message when a worker fails', async () => {
+  it('rejects with RuntimeFailure carrying the worker message when a worker fails', async () => {
     await expect(ParallelGrads.create(cfg, { workers: 1, backend: 'no-such-backend' })).rejects.toThrow(
       /gradient worker failed: Unknown backend "no-such-backend"/,
     );
@@ -179,7 +179,7 @@ describe('ParallelGrads', () => {
     const labels = new Int32Array(4);
     workerOf(p3).postMessage({ type: 'step', input: new SharedArrayBuffer(0), labels, size: 4 });
     const res = p3.compute(model, batchOf(4, 2), { labelSmoothing: 0, seed: 0 });
-    await expect(res).rejects.toThrow(EinopsError);
+    await expect(res).rejects.toThrow(RuntimeFailure);
     await expect(res).rejects.toThrow(/gradient worker failed: .*length/i);
     await expect(p3.compute(model, batchOf(4, 2), { labelSmoothing: 0, seed: 0 })).rejects.toThrow(
       /gradient worker failed/,

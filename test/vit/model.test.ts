@@ -148,10 +148,15 @@ describe('ViT.create', () => {
     const model = ViT.create(SMALL, 1);
     const x = pixels(3, 3, 16, 16, 2);
     const before = tf.memory().numTensors;
-    const out = model.forward(x, { outputHiddenStates: true, outputAttentions: true });
+    const out = model.forward(x, {
+      outputHiddenStates: true,
+      outputAttentions: true,
+      outputPreLogits: true,
+      outputLastHiddenState: true,
+    });
     expect(out.logits.shape).toEqual([3, 5]);
-    expect(out.preLogits.shape).toEqual([3, 16]);
-    expect(out.lastHiddenState.shape).toEqual([3, 17, 16]);
+    expect(out.preLogits!.shape).toEqual([3, 16]);
+    expect(out.lastHiddenState!.shape).toEqual([3, 17, 16]);
     expect(out.hiddenStates!.map((h) => h.shape)).toEqual([
       [3, 17, 16],
       [3, 17, 16],
@@ -183,10 +188,10 @@ describe('ViT.create', () => {
     expect(model.parameters().has('fc_norm.weight')).toBe(true);
     expect(model.parameters().has('norm.weight')).toBe(false);
     const x = pixels(2, 3, 16, 16, 5);
-    const out = model.forward(x);
+    const out = model.forward(x, { outputPreLogits: true, outputLastHiddenState: true });
     // pre_logits = fc_norm(mean of the patch tokens of the last block's output)
     const expected = tf.tidy(() => {
-      const patches = tf.slice(out.lastHiddenState, [0, 1, 0], [-1, -1, -1]);
+      const patches = tf.slice(out.lastHiddenState!, [0, 1, 0], [-1, -1, -1]);
       return layerNorm(
         tf.mean(patches, 1),
         model.parameters().get('fc_norm.weight')!,
@@ -194,7 +199,7 @@ describe('ViT.create', () => {
         cfg.layer_norm_eps,
       );
     });
-    expect(maxAbsDiff(out.preLogits, expected)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(out.preLogits!, expected)).toBeLessThan(1e-5);
     tf.dispose([x, out.logits, out.preLogits, out.lastHiddenState, expected]);
     model.dispose();
   });
@@ -211,8 +216,12 @@ describe('ViT input checks', () => {
     ];
     for (const x of bad) expect(() => model.forward(x)).toThrow(EinopsError);
     expect(() => model.forward(bad[3])).toThrow(/interpolatePosEncoding/);
-    const out = model.forward(bad[3], { interpolatePosEncoding: true, outputHiddenStates: true });
-    expect(out.lastHiddenState.shape).toEqual([1, 26, 16]);
+    const out = model.forward(bad[3], {
+      interpolatePosEncoding: true,
+      outputHiddenStates: true,
+      outputLastHiddenState: true,
+    });
+    expect(out.lastHiddenState!.shape).toEqual([1, 26, 16]);
     tf.dispose([...bad, out.logits, out.preLogits, out.lastHiddenState, ...out.hiddenStates!]);
     model.dispose();
   });
@@ -483,8 +492,8 @@ describe('models HF cannot hold', () => {
     });
     expect(maxAbsDiff(out.hiddenStates![0], expected)).toBeLessThan(1e-6);
     const wide = pixels(1, 3, 16, 24, 4);
-    const outWide = model.forward(wide);
-    expect(outWide.lastHiddenState.shape).toEqual([1, 25, 16]);
+    const outWide = model.forward(wide, { outputLastHiddenState: true });
+    expect(outWide.lastHiddenState!.shape).toEqual([1, 25, 16]);
     tf.dispose([x, wide, expected, out.logits, out.preLogits, out.lastHiddenState, ...out.hiddenStates!]);
     tf.dispose([outWide.logits, outWide.preLogits, outWide.lastHiddenState]);
     model.dispose();

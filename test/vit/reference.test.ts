@@ -69,14 +69,19 @@ describe.each(FOLDERS)('reference %s', (folder) => {
     const ref = readIo(folder);
     const before = tf.memory().numTensors;
     const t0 = performance.now();
-    const out = model.forward(ref.pixels, { outputHiddenStates: true, outputAttentions: true });
+    const out = model.forward(ref.pixels, {
+      outputHiddenStates: true,
+      outputAttentions: true,
+      outputPreLogits: true,
+      outputLastHiddenState: true,
+    });
     const ms = performance.now() - t0;
     const errors: Array<[string, number]> = [];
     errors.push(['logits', relError('logits', out.logits, ref.tensors.get('logits')!)]);
-    errors.push(['pre_logits', relError('pre_logits', out.preLogits, ref.tensors.get('pre_logits')!)]);
+    errors.push(['pre_logits', relError('pre_logits', out.preLogits!, ref.tensors.get('pre_logits')!)]);
     errors.push([
       'last_hidden_state',
-      relError('last_hidden_state', out.lastHiddenState, ref.tensors.get('last_hidden_state')!),
+      relError('last_hidden_state', out.lastHiddenState!, ref.tensors.get('last_hidden_state')!),
     ]);
     const layers = model.config.num_hidden_layers;
     expect(out.hiddenStates).toHaveLength(layers + 1);
@@ -97,7 +102,7 @@ describe.each(FOLDERS)('reference %s', (folder) => {
     );
     for (const [name, e] of errors) expect(e, `${folder} ${name}`).toBeLessThanOrEqual(TOL);
 
-    const all = [out.logits, out.preLogits, out.lastHiddenState, ...out.hiddenStates!, ...out.attentions!];
+    const all = [out.logits, out.preLogits!, out.lastHiddenState!, ...out.hiddenStates!, ...out.attentions!];
     tf.dispose(all);
     expect(tf.memory().numTensors).toBe(before);
     ref.pixels.dispose();

@@ -2,9 +2,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EinopsError } from '../../src/errors.js';
-import { halfToFloat, openSafetensors, writeSafetensors } from '../../src/vit/safetensors.js';
+import { CheckpointError } from '../../src/errors.js';
+import {
+  halfToFloat,
+  MAX_HEADER_DEPTH,
+  MAX_HEADER_ENTRIES,
+  openSafetensors,
+  writeSafetensors,
+} from '../../src/vit/safetensors.js';
 import { ready } from '../../src/backends/index.js';
+import { parseConfig } from '../../src/vit/config.js';
+import { fromHuggingFace } from '../../src/vit/weights.js';
 import { tf } from '../../src/tf.js';
 
 const REF = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'vit-reference');
@@ -34,14 +42,14 @@ function writeRaw(name: string, bytes: Uint8Array): string {
   return p;
 }
 
-function expectEinops(fn: () => unknown, ...fragments: string[]): void {
+function expectFileError(fn: () => unknown, ...fragments: string[]): void {
   let caught: unknown;
   try {
     fn();
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(EinopsError);
+  expect(caught).toBeInstanceOf(CheckpointError);
   for (const f of fragments) expect((caught as Error).message).toContain(f);
 }
 
@@ -109,7 +117,7 @@ describe('reading the reference files', () => {
     t.dispose();
     expect(tf.memory().numTensors).toBe(before);
     f.close();
-    expectEinops(() => f.readFloat32('classifier.weight'), 'closed');
+    expectFileError(() => f.readFloat32('classifier.weight'), 'closed');
   });
 });
 
@@ -146,14 +154,14 @@ describe('writing', () => {
 
   it('rejects bad tensors with EinopsError and leaves no file', () => {
     const p = path.join(dir, 'bad-write.safetensors');
-    expectEinops(
+    expectFileError(
       () => writeSafetensors(p, { w: { shape: [2, 2], data: new Float32Array(3) } }),
       'bad-write',
       '"w"',
       '[2, 2]',
       '3',
     );
-    expectEinops(
+    expectFileError(
       () => writeSafetensors(p, { w: { shape: [-1], data: new Float32Array(1) } }),
       '"w"',
       'shape',
@@ -191,8 +199,8 @@ describe('F16, BF16 and F64 decoding', () => {
       expect(Object.is(h[7], -0)).toBe(true);
       expect(Array.from(f.readFloat32('b'))).toEqual(bfExpected);
       expect(Array.from(f.readFloat32('d'))).toEqual([Math.fround(0.1), -Infinity, 2.5]);
-      expectEinops(() => f.readFloat32('i'), 'halves.safetensors', '"i"', 'I8');
-      expectEinops(() => f.readFloat32('nope'), '"nope"');
+      expectFileError(() => f.readFloat32('i'), 'halves.safetensors', '"i"', 'I8');
+      expectFileError(() => f.readFloat32('nope'), '"nope"');
     } finally {
       f.close();
     }
@@ -288,20 +296,119 @@ describe('hostile files', () => {
     ],
     ['metadata-not-strings', rawFile({ __metadata__: { format: 1 } }, okData), ['__metadata__', 'format']],
     ['metadata-not-object', rawFile({ __metadata__: 'pt' }, okData), ['__metadata__']],
+    // Names of Object.prototype's properties are not dtypes (an `in` check once let them through).
+    ...['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'].map(
+      (dtype): [string, Uint8Array, string[]] => [
+        `dtype-${dtype}`,
+        rawFile({ w: { dtype, shape: [4], data_offsets: [0, 16] } }, okData),
+        ['"w"', 'unknown dtype', dtype],
+      ],
+    ),
+    // As the official library: the tensors cover the data section exactly.
+    [
+      'gap',
+      rawFile(
+        {
+          a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+        },
+        okData,
+      ),
+      ['[4, 8)', '"b"'],
+    ],
+    ['gap-at-start', rawFile({ b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, okData), ['[0, 8)']],
+    [
+      'trailing-bytes',
+      rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, okData),
+      ['4 bytes after the last tensor'],
+    ],
+    ['no-tensors-but-data', rawFile({}, okData), ['16 bytes after']],
+    [
+      'too-deep',
+      rawFile(JSON.parse('['.repeat(MAX_HEADER_DEPTH + 1) + ']'.repeat(MAX_HEADER_DEPTH + 1)) as unknown),
+      ['nested more than 128'],
+    ],
+    [
+      'too-many-entries',
+      rawFile(Object.fromEntries(Array.from({ length: MAX_HEADER_ENTRIES + 1 }, (_, i) => [`t${i}`, 0]))),
+      ['more than 100000 entries'],
+    ],
   ];
   for (const [name, bytes, fragments] of cases) {
     it(`rejects ${name}`, () => {
       const p = writeRaw(`${name}.safetensors`, bytes);
-      expectEinops(() => openSafetensors(p), `${name}.safetensors`, ...fragments);
-      expectEinops(() => openSafetensors(bytes), '<bytes>', ...fragments);
+      expectFileError(() => openSafetensors(p), `${name}.safetensors`, ...fragments);
+      expectFileError(() => openSafetensors(bytes), '<bytes>', ...fragments);
     });
   }
 
-  it('reports a missing file as EinopsError', () => {
-    expectEinops(
+  it('a directory named model.safetensors is a CheckpointError, not a raw EISDIR', () => {
+    const d = path.join(dir, 'model.safetensors');
+    fs.mkdirSync(d);
+    expectFileError(() => openSafetensors(d), 'model.safetensors', 'directory');
+  });
+
+  it('a 99 MB header of nested brackets is rejected in a single pass, before JSON.parse', () => {
+    const n = 49_500_000;
+    const bytes = new Uint8Array(8 + 2 * n);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(2 * n), true);
+    bytes.fill(0x5b, 8, 8 + n);
+    bytes.fill(0x5d, 8 + n);
+    const p = writeRaw('deep.safetensors', bytes);
+    const t0 = performance.now();
+    expectFileError(() => openSafetensors(p), 'nested more than 128 levels');
+    // JSON.parse took 40 s and 2 GB here; the scan stops in the first megabyte read.
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a header of a million tensors is rejected before JSON.parse, in one short message', () => {
+    const json = Buffer.from(`{${'"t":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},'.repeat(1e6)}"u":0}`);
+    const bytes = new Uint8Array(8 + json.length);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+    bytes.set(json, 8);
+    const t0 = performance.now();
+    let caught: unknown;
+    try {
+      openSafetensors(bytes);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(CheckpointError);
+    expect((caught as Error).message).toContain('more than 100000 entries');
+    expect((caught as Error).message.length).toBeLessThan(200);
+    expect(performance.now() - t0).toBeLessThan(5000); // was 17 s
+  });
+
+  it('reports a missing file as CheckpointError', () => {
+    expectFileError(
       () => openSafetensors(path.join(dir, 'does-not-exist.safetensors')),
       'does-not-exist',
       'cannot open',
     );
+  });
+});
+
+describe('checkpoint problems are listed with a bound', () => {
+  it('a file with 5,000 unexpected keys lists 20 of them and counts the rest', () => {
+    const name = 'cifar-tiny';
+    const cfg = parseConfig(
+      JSON.parse(fs.readFileSync(path.join(REF, name, 'config.json'), 'utf8')),
+      `${name}/config.json`,
+    );
+    const f = openSafetensors(path.join(REF, name, 'model.safetensors'));
+    const raw = new Map(f.keys().map((k) => [k, { shape: f.info(k).shape, data: f.readFloat32(k) }]));
+    f.close();
+    for (let i = 0; i < 5000; i++) raw.set(`extra.${i}`, { shape: [1], data: new Float32Array(1) });
+    let message = '';
+    try {
+      fromHuggingFace(raw, cfg);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('5000 problems');
+    expect(message).toContain('unexpected  extra.0: got [1] F32');
+    expect(message).toContain('... and 4980 more');
+    expect(message).not.toContain('extra.20:');
+    expect(message.split('\n').length).toBeLessThan(30);
   });
 });
