@@ -271,12 +271,16 @@ async function referenceErrors(
     data: io.readFloat32(k),
   });
   const pixels = io.readTensor('pixel_values');
-  const out = model.forward(pixels, { outputAttentions: true });
+  const out = model.forward(pixels, {
+    outputAttentions: true,
+    outputPreLogits: true,
+    outputLastHiddenState: true,
+  });
   try {
     const errs: ReferenceErrors = {
       logits: await relError(out.logits, ref('logits'), 'logits'),
-      pre_logits: await relError(out.preLogits, ref('pre_logits'), 'pre_logits'),
-      last_hidden_state: await relError(out.lastHiddenState, ref('last_hidden_state'), 'last_hidden_state'),
+      pre_logits: await relError(out.preLogits!, ref('pre_logits'), 'pre_logits'),
+      last_hidden_state: await relError(out.lastHiddenState!, ref('last_hidden_state'), 'last_hidden_state'),
     };
     for (let i = 0; i < out.attentions!.length; i++) {
       errs[`attentions.${i}`] = await relError(out.attentions![i], ref(`attentions.${i}`), `attentions.${i}`);
@@ -285,8 +289,8 @@ async function referenceErrors(
   } finally {
     pixels.dispose();
     out.logits.dispose();
-    out.preLogits.dispose();
-    out.lastHiddenState.dispose();
+    out.preLogits?.dispose();
+    out.lastHiddenState?.dispose();
     out.attentions?.forEach((t) => t.dispose());
     model.dispose();
     io.close();
