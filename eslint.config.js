@@ -2,7 +2,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'runs/**', 'grammar/**', 'coverage/**', '.tmp/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'runs/**', 'grammar/**', 'coverage/**', '.tmp/**', 'web/dist/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -25,6 +25,25 @@ export const POLARITY_FIELD = 'einvit_polarity';
  * pre.polarity; // 'light-on-dark'
  */
 export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig {
+  const path = join(dir, PREPROCESSOR_FILE);
+  if (!existsSync(path)) return preprocessingFromJson(undefined, cfg, path);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  return preprocessingFromJson(json, cfg, path);
+}
+
+/**
+ * `preprocessingFor` on an already parsed `preprocessor_config.json` (`undefined`: HF ViT's
+ * defaults); `path` names the file in errors. For callers without a file system (the web page).
+ *
+ * @example
+ * const pre = preprocessingFromJson(JSON.parse(text), model.config, 'preprocessor_config.json');
+ */
+export function preprocessingFromJson(raw: unknown, cfg: ViTConfig, path: string): PreprocessConfig {
   const channels = cfg.num_channels === 1 ? 1 : 3;
   const fallback: PreprocessConfig = {
     size: cfg.image_size,
@@ -32,17 +51,11 @@ export function preprocessingFor(dir: string, cfg: ViTConfig): PreprocessConfig 
     std: HF_VIT_PREPROCESSING.std.slice(0, channels),
     channels,
   };
-  const path = join(dir, PREPROCESSOR_FILE);
-  if (!existsSync(path)) return fallback;
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+  if (raw === undefined) return fallback;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new CheckpointError(`${path}: expected a JSON object`);
   }
+  const json = raw as Record<string, unknown>;
   const list = (key: string): number[] | undefined => {
     const v = json[key];
     if (v === undefined) return undefined;

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { EinopsError, ready, tf } from '../../src/index.js';
+import { ready, tf } from '../../src/index.js';
+import { RuntimeFailure, UsageError } from '../../src/errors.js';
 
 afterAll(async () => {
   await ready('wasm');
@@ -33,9 +34,14 @@ describe('ready', () => {
     }
   });
 
-  it('rejects unknown and unavailable backends with EinopsError', async () => {
-    await expect(ready('tpu')).rejects.toBeInstanceOf(EinopsError);
+  it('rejects unknown names with UsageError and unavailable backends with RuntimeFailure', async () => {
+    await expect(ready('tpu')).rejects.toBeInstanceOf(UsageError);
     await expect(ready('tpu')).rejects.toThrow(/Unknown backend "tpu"/);
-    await expect(ready('tensorflow')).rejects.toThrow(/tfjs-node/);
+    await expect(ready('tensorflow')).rejects.toBeInstanceOf(RuntimeFailure);
+    // Says what to install, with the CUDA/cuDNN versions tfjs-node-gpu needs and the Dawn alternative.
+    await expect(ready('tensorflow')).rejects.toThrow(
+      /tfjs-node-gpu 4\.22\.0.*CUDA 11\.2 \+ cuDNN 8\.1.*ready\('webgpu'\)/,
+    );
+    await expect(ready('webgl')).rejects.toThrow(/WebGL needs a browser/);
   });
 });
