@@ -47,7 +47,8 @@ async function ok(cmd: string, args: string[], cwd: string): Promise<string> {
 }
 
 // Without EINVIT_BACKEND, as a user's shell would be: the blocks print the default backend.
-const userEnv = { ...process.env };
+// A user's shell: none of the npm_* variables that `npm test` sets from this repository's .npmrc.
+const userEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 delete userEnv.EINVIT_BACKEND;
 
 let tarballFiles: string[] = [];
