@@ -131,7 +131,13 @@ export function makeTensor(spec: TensorSpec): tf.Tensor {
   return tf.tensor(dtype === 'bool' ? values.map((v) => v !== 0) : values, spec.shape, dtype);
 }
 
-function run(
+/**
+ * Runs one case's operation on its input tensors (the page's backend check shares it).
+ *
+ * @example
+ * const out = runConformanceOp(c, inputs); // a tensor, tensors, [packed, shapes] or parse_shape's lengths
+ */
+export function runConformanceOp(
   c: ConformanceCase,
   inputs: tf.Tensor[],
 ): tf.Tensor | tf.Tensor[] | [tf.Tensor, number[][]] | Record<string, number> {
@@ -154,7 +160,8 @@ function run(
   }
 }
 
-const EXACT_OPS = new Set(['rearrange', 'repeat', 'pack', 'unpack']);
+/** Ops whose results are copies of the input: compared exactly. */
+export const EXACT_OPS: ReadonlySet<string> = new Set(['rearrange', 'repeat', 'pack', 'unpack']);
 
 export function compareTensor(
   c: ConformanceCase,
@@ -192,11 +199,11 @@ function disposeAll(x: unknown): void {
 export function runCase(c: ConformanceCase): CaseResult {
   const base = { id: c.id, pattern: c.pattern, backendDefined: (c.tags ?? []).includes('backend-defined') };
   let inputs: tf.Tensor[] = [];
-  let result: ReturnType<typeof run> | undefined;
+  let result: ReturnType<typeof runConformanceOp> | undefined;
   try {
     inputs = c.inputs.map(makeTensor);
     try {
-      result = run(c, inputs);
+      result = runConformanceOp(c, inputs);
     } catch (e) {
       if (c.expect.error) {
         if (e instanceof EinopsError) {

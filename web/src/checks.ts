@@ -5,16 +5,11 @@
 import { EinopsError } from '../../src/errors.js';
 import { tf } from '../../src/tf.js';
 import {
-  einsum,
-  pack,
-  parseShape,
-  rearrange,
-  reduce,
-  repeat,
-  unpack,
-  type Reduction,
-} from '../../src/ops.js';
-import type { ConformanceCase, TensorSpec } from '../../src/conformance/einops.js';
+  EXACT_OPS,
+  runConformanceOp,
+  type ConformanceCase,
+  type TensorSpec,
+} from '../../src/conformance/einops.js';
 import { parseConfig } from '../../src/vit/config.js';
 import { ViT } from '../../src/vit/model.js';
 import { openSafetensors } from '../../src/vit/safetensors.js';
@@ -84,30 +79,6 @@ function makeTensor(spec: TensorSpec): tf.Tensor {
   return tf.tensor(dtype === 'bool' ? values.map((v) => v !== 0) : values, spec.shape, dtype);
 }
 
-type OpResult = tf.Tensor | tf.Tensor[] | [tf.Tensor, number[][]] | Record<string, number>;
-
-function runOp(c: ConformanceCase, inputs: tf.Tensor[]): OpResult {
-  const x = c.input_is_list ? inputs : inputs[0];
-  switch (c.op) {
-    case 'rearrange':
-      return rearrange(x, c.pattern, c.axes_lengths);
-    case 'reduce':
-      return reduce(x, c.pattern, c.reduction as Reduction, c.axes_lengths);
-    case 'repeat':
-      return repeat(x, c.pattern, c.axes_lengths);
-    case 'einsum':
-      return einsum(c.pattern, ...inputs);
-    case 'pack':
-      return pack(inputs, c.pattern);
-    case 'unpack':
-      return unpack(inputs[0], c.packed_shapes ?? [], c.pattern);
-    case 'parse_shape':
-      return parseShape(inputs[0], c.pattern);
-  }
-}
-
-const EXACT_OPS = new Set(['rearrange', 'repeat', 'pack', 'unpack']);
-
 async function compare(
   c: ConformanceCase,
   got: tf.Tensor,
@@ -160,12 +131,12 @@ async function runCases(
   for (const c of cases) {
     if ((c.tags ?? []).includes('backend-defined')) continue;
     let inputs: tf.Tensor[] = [];
-    let result: OpResult | undefined;
+    let result: ReturnType<typeof runConformanceOp> | undefined;
     let detail: string | undefined;
     try {
       inputs = c.inputs.map(makeTensor);
       try {
-        result = runOp(c, inputs);
+        result = runConformanceOp(c, inputs);
       } catch (e) {
         detail = c.expect.error
           ? e instanceof EinopsError
