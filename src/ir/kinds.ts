@@ -1,9 +1,8 @@
 // The node kinds of the IR, in one table: each kind's attributes (its `Op` variant) and its shape
-// rule. The reverse-mode autodiff (issue 9) registers each kind's vector-Jacobian rule beside its
-// shape rule, in this table, written with the builder's own ops: gradients are just more graph.
+// rule. Their vector-Jacobian rules are one table typed over these kinds in grad.ts, written with
+// the builder's own ops: gradients are just more graph.
 import { CompileError } from '../errors.js';
 import { dimEq, dimMul, fmtShape, isSym, numel, type Dim, type Shape } from './dims.js';
-import type { Sym } from './builder.js';
 
 export type DType = 'float32' | 'int32' | 'bool';
 /** The static type of a value: its shape (maybe with a symbolic batch) and element type. */
@@ -88,17 +87,6 @@ export interface KindRule<K extends Kind> {
   readonly arity: number | 'variadic';
   /** The output type, or a CompileError naming the kind and the shapes that do not fit. */
   readonly infer: (op: OpOf<K>, inputs: readonly TensorType[]) => TensorType;
-  /**
-   * The vector-Jacobian rule (issue 9 fills these in, here beside each shape rule): given the
-   * node's inputs and output as symbolic tensors and the cotangent of the output, the cotangent of
-   * each input, built with the same ops (`undefined` where none flows: integer or bool inputs).
-   */
-  readonly vjp?: (ctx: {
-    readonly op: OpOf<K>;
-    readonly inputs: readonly Sym[];
-    readonly output: Sym;
-    readonly grad: Sym;
-  }) => ReadonlyArray<Sym | undefined>;
 }
 
 function fail(kind: string, message: string): never {
@@ -192,7 +180,7 @@ const softmaxLike = <K extends 'softmax' | 'logSoftmax'>(kind: K): KindRule<K> =
 
 type Table = { readonly [K in Kind]: KindRule<K> };
 
-/** The table of node kinds: arity and shape rule of each (and, with issue 9, its VJP rule). */
+/** The table of node kinds: arity and shape rule of each (VJP rules: grad.ts). */
 export const KINDS: Table = {
   input: leaf,
   param: leaf,

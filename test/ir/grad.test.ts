@@ -11,24 +11,13 @@ import { tf } from '../../src/tf.js';
 import { CompileError } from '../../src/errors.js';
 import { evaluate, GraphBuilder, sym, type Shape, type Sym } from '../../src/ir/index.js';
 import { grad, gradGraph, NO_GRADIENT, VJP } from '../../src/ir/grad.js';
+import { Rng } from '../../src/train/random.js';
 
 await tf.setBackend('cpu');
 
 const N = sym('N');
 /** The batch used wherever a shape says `N`. */
 const BATCH = 2;
-
-/** A small deterministic generator (mulberry32), so every case is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const concreteShape = (s: Shape): number[] => s.map((d) => (typeof d === 'number' ? d : d.coeff * BATCH));
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -62,7 +51,8 @@ interface Case {
 
 /** Checks the gradient of `sum(dy · f(x))` with respect to every input against finite differences. */
 function check({ inputs, f, seed = 1 }: Case): void {
-  const next = rng(seed);
+  const random = new Rng(seed);
+  const next = () => random.nextFloat();
   const g = new GraphBuilder();
   const xs: Record<string, Sym> = {};
   for (const [name, { shape }] of Object.entries(inputs)) xs[name] = g.input(name, shape);
