@@ -387,6 +387,7 @@ export function tutorialRule(name: string, naming: TutorialNaming, cfg: ViTConfi
         keys: ['query', 'key', 'value'].map((n) => `${b}att.${n}.${kind}`),
         partShape: kind === 'weight' ? [D, D] : [D],
         pattern: kind === 'weight' ? 'qkv o e -> (qkv o) e' : 'qkv o -> (qkv o)',
+        lengths: { qkv: 3 },
       };
     }
     const block: Record<string, TutorialRule> = {
