@@ -86,7 +86,10 @@ program
   .command('train', { isDefault: false })
   .description('train a ViT (default: the tiny ViT on the embedded MNIST)')
   .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir> (default: mnist)')
-  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json> (default: tiny)')
+  .option(
+    '--config <name>',
+    'tiny | small | cifar-tiny | einops-tutorial | scratch-tutorial | cifar-tutorial | <config.json> (default: tiny)',
+  )
   .option('--epochs <n>', 'epochs (default: the recipe of the config)', positiveInt('epochs'))
   .option('--batch-size <n>', 'batch size', positiveInt('batch-size'))
   .option('--lr <x>', 'peak learning rate (one-cycle schedule)', numberFlag('lr', { above: 0 }))

@@ -6,6 +6,7 @@ import { tf } from '../tf.js';
 import { CheckpointError, UsageError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { parseConfig, PRESETS, type ViTConfig } from '../vit/config.js';
+import { TUTORIAL_RECIPES } from '../vit/tutorials.js';
 import type { DataSplit, Dataset } from './data.js';
 import { batchCount, batches } from './batches.js';
 import { augmentFor, type Augment } from './augment.js';
@@ -26,7 +27,7 @@ import { loadRunCheckpoint, openRun, saveRunCheckpoint, STATE_FILE } from './che
 export interface TrainOptions {
   /** `mnist` (default), `cifar10:<dir>` or `folder:<dir>`. */
   data?: string;
-  /** `tiny` (default), `small`, `cifar-tiny` or a path to a config.json. */
+  /** A preset (`tiny` (default), `small`, `cifar-tiny`, the tutorials' ones) or a path to a config.json. */
   config?: string;
   epochs?: number;
   batchSize?: number;
@@ -95,6 +96,7 @@ export interface TrainingRecipe {
   clip: number;
   shift: number;
   flip: boolean;
+  /** Share of the one-cycle schedule spent rising; 0 = no schedule (constant `lr`). */
   pctStart: number;
 }
 
@@ -127,6 +129,8 @@ export const RECIPES: Record<string, TrainingRecipe> = {
     flip: true,
     pctStart: 0.1,
   },
+  // pctStart 0: no schedule (the tutorial trains at a constant rate).
+  ...TUTORIAL_RECIPES,
 };
 
 /** Every option that affects a run's results, as stored in its checkpoints. */
@@ -670,13 +674,16 @@ async function trainEpochs(
   const loop: Loop = {
     run,
     perEpoch,
-    schedule: oneCycle({
-      maxLr: o.lr,
-      totalSteps: perEpoch * o.epochs,
-      pctStart: o.pctStart,
-      divFactor: 25,
-      finalDivFactor: 1e4,
-    }),
+    schedule:
+      o.pctStart === 0
+        ? () => o.lr
+        : oneCycle({
+            maxLr: o.lr,
+            totalSteps: perEpoch * o.epochs,
+            pctStart: o.pctStart,
+            divFactor: 25,
+            finalDivFactor: 1e4,
+          }),
     augment: augmentFor(data, { pad: o.shift, flip: o.flip }),
     elapsed: () => performance.now() / 1000 - runStart,
     stopped,

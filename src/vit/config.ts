@@ -71,7 +71,7 @@ export interface ViTConfig {
    * What the attention scores are divided by the square root of: 'head_dim' (standard), 'hidden_size'
    * (einops tutorial) or 'num_heads' (from-scratch tutorial).
    */
-  attention_scale: 'head_dim' | 'hidden_size' | 'num_heads';
+  attention_scale_dim: 'head_dim' | 'hidden_size' | 'num_heads';
   /** Where that scale applies: 'logits' (before the softmax, standard) or 'probs' (after it: einops tutorial). */
   attention_scale_at: 'logits' | 'probs';
   /** Axis the softmax normalises: 'keys' (standard) or 'queries' (from-scratch tutorial, `dim=2`). */
@@ -91,7 +91,7 @@ export interface ViTConfig {
 
 /** The tutorial-quirk fields and their standard-ViT defaults (written to config.json only when they differ). */
 export const QUIRK_DEFAULTS = Object.freeze({
-  attention_scale: 'head_dim',
+  attention_scale_dim: 'head_dim',
   attention_scale_at: 'logits',
   attention_softmax: 'keys',
   shared_qkv: false,
@@ -204,7 +204,7 @@ export const PRESETS: Readonly<Record<PresetName, ViTConfig>> = Object.freeze({
     pooling: 'mean_all',
     final_norm: false,
     fc_norm: true,
-    attention_scale: 'hidden_size',
+    attention_scale_dim: 'hidden_size',
     attention_scale_at: 'probs',
     naming: 'einops-tutorial',
   }),
@@ -222,7 +222,7 @@ export const PRESETS: Readonly<Record<PresetName, ViTConfig>> = Object.freeze({
     hidden_act: 'linear',
     layer_norm_eps: 1e-5,
     final_norm: false,
-    attention_scale: 'num_heads',
+    attention_scale_dim: 'num_heads',
     attention_softmax: 'queries',
     shared_qkv: true,
     attention_proj: false,
@@ -452,7 +452,7 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
   if (r.has('layer_scale')) layer_scale = r.bool('layer_scale', false);
   else layer_scale = r.has('init_values');
   const d = QUIRK_DEFAULTS;
-  const attention_scale = r.oneOf('attention_scale', d.attention_scale, [
+  const attention_scale_dim = r.oneOf('attention_scale_dim', d.attention_scale_dim, [
     'head_dim',
     'hidden_size',
     'num_heads',
@@ -492,7 +492,7 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
     fc_norm,
     layer_scale,
     naming,
-    attention_scale,
+    attention_scale_dim,
     attention_scale_at,
     attention_softmax,
     shared_qkv,

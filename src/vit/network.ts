@@ -40,7 +40,7 @@ export interface AttentionForm {
  */
 export function attentionForm(cfg: ViTConfig): AttentionForm {
   const by = { head_dim: cfg.hidden_size / cfg.num_attention_heads, hidden_size: cfg.hidden_size };
-  const d = cfg.attention_scale === 'num_heads' ? cfg.num_attention_heads : by[cfg.attention_scale];
+  const d = cfg.attention_scale_dim === 'num_heads' ? cfg.num_attention_heads : by[cfg.attention_scale_dim];
   return {
     heads: cfg.num_attention_heads,
     scale: d ** -0.5,

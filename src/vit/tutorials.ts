@@ -46,7 +46,7 @@ const FIXED: Record<TutorialNaming, Partial<ViTConfig>> = {
     final_norm: false,
     fc_norm: true,
     layer_scale: false,
-    attention_scale: 'hidden_size',
+    attention_scale_dim: 'hidden_size',
     attention_scale_at: 'probs',
     attention_softmax: 'keys',
     shared_qkv: false,
@@ -64,7 +64,7 @@ const FIXED: Record<TutorialNaming, Partial<ViTConfig>> = {
     final_norm: false,
     fc_norm: false,
     layer_scale: false,
-    attention_scale: 'num_heads',
+    attention_scale_dim: 'num_heads',
     attention_scale_at: 'logits',
     attention_softmax: 'queries',
     shared_qkv: true,
@@ -80,7 +80,7 @@ const FIXED: Record<TutorialNaming, Partial<ViTConfig>> = {
     final_norm: false,
     fc_norm: false,
     layer_scale: false,
-    attention_scale: 'head_dim',
+    attention_scale_dim: 'head_dim',
     attention_scale_at: 'logits',
     attention_softmax: 'keys',
     shared_qkv: false,
@@ -579,8 +579,10 @@ export function sincos1d(tokens: number, dim: number): Float32Array {
 }
 
 /**
- * The tutorials' published training recipes, in the fields of the trainer's `TrainingRecipe` plus the
- * schedule. CIFAR tutorial: AdamW lr 0.01 (weight decay 0.01), batch 256, 100 epochs, no schedule.
+ * The tutorials' published training recipes, in the fields of the trainer's `TrainingRecipe`;
+ * `pctStart: 0` means no schedule (a constant learning rate). CIFAR tutorial: AdamW at lr 0.01 (weight
+ * decay 0.01), batch 256, 100 epochs, no warm-up or decay, no label smoothing or clipping; its data
+ * loader flips images horizontally.
  */
 export const TUTORIAL_RECIPES = Object.freeze({
   'cifar-tutorial': Object.freeze({
@@ -591,8 +593,7 @@ export const TUTORIAL_RECIPES = Object.freeze({
     labelSmoothing: 0,
     clip: 0,
     shift: 0,
-    flip: false,
+    flip: true,
     pctStart: 0,
-    schedule: 'constant' as const,
   }),
 });

@@ -280,7 +280,7 @@ describe('quirk config fields', () => {
       num_hidden_layers: 1,
       num_attention_heads: 2,
       num_channels: 1, // the tutorial's code is fixed at 3: saved as timm
-      attention_scale: 'hidden_size',
+      attention_scale_dim: 'hidden_size',
       attention_scale_at: 'probs',
       pooling: 'mean_all',
       fc_norm: true,
