@@ -16,7 +16,12 @@ export const SOURCE_CODES: Readonly<Record<string, TutorialNaming>> = Object.fre
   'seed-002': 'cifar-tutorial',
 });
 
-/** Whether `naming` is one of the tutorials' namings. */
+/**
+ * Whether `naming` is one of the tutorials' namings.
+ *
+ * @example
+ * isTutorialNaming('cifar-tutorial'); // true
+ */
 export function isTutorialNaming(naming: string): naming is TutorialNaming {
   return (TUTORIAL_NAMINGS as readonly string[]).includes(naming);
 }
