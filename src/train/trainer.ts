@@ -270,6 +270,8 @@ export interface TrainResult {
   alreadyFinished: boolean;
   model: ViT;
   data: DataSplit;
+  /** The engine the run trained on (or would have, when already finished). */
+  engine: EngineName;
 }
 
 /** A run in memory: model, optimizer, state and data, new or read back from its checkpoint. */
@@ -620,6 +622,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       alreadyFinished,
       model: run.model,
       data,
+      engine: o.engine ?? 'tfjs',
     });
     if (state.epoch >= o.epochs) {
       const last = state.metrics.at(-1);
