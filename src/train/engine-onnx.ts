@@ -14,6 +14,7 @@ import { CompileError, EinvitError } from '../errors.js';
 import { compileGraph, type CompiledProgram } from '../onnx/program.js';
 import { EVAL_IO, evalGraph } from '../train-graph/eval.js';
 import { StepState, trainStepGraph } from '../train-graph/step.js';
+import { dropoutMasks, traceTrainingViT, type DropoutSite } from '../train-graph/dropout.js';
 import type { ViT } from '../vit/model.js';
 import { mapParams } from '../vit/params.js';
 import { PIXEL_INPUT, traceViT } from '../vit/trace.js';
@@ -55,6 +56,7 @@ export class OnnxEngine implements TrainEngine {
     private readonly state: StepState,
     private readonly stepProgram: CompiledProgram,
     private readonly evalProgram: CompiledProgram,
+    private readonly dropout: readonly DropoutSite[],
   ) {}
 
   get description(): string {
@@ -80,7 +82,10 @@ export class OnnxEngine implements TrainEngine {
         data: v.dataSync() as Float32Array,
       }));
       const forward = traceViT(cfg, tree);
-      const step = trainStepGraph(forward, {
+      // With dropout, the step's forward takes a mask per dropout site (drawn on the host per step).
+      const dropout = cfg.hidden_dropout_prob > 0 || cfg.attention_probs_dropout_prob > 0;
+      const training = dropout ? traceTrainingViT(cfg, tree) : { graph: forward, sites: [] };
+      const step = trainStepGraph(training.graph, {
         weightDecay: options.weightDecay,
         labelSmoothing: options.labelSmoothing,
         clip: options.clip,
@@ -89,7 +94,7 @@ export class OnnxEngine implements TrainEngine {
       if (optimizer) state.importState(optimizer);
       stepProgram = await compileGraph(step.graph, { threads: options.threads });
       const evalProgram = await compileGraph(evalGraph(forward), { threads: options.threads });
-      return new OnnxEngine(model, options, state, stepProgram, evalProgram);
+      return new OnnxEngine(model, options, state, stepProgram, evalProgram, training.sites);
     } catch (e) {
       await stepProgram?.dispose();
       if (e instanceof CompileError) {
@@ -112,9 +117,11 @@ export class OnnxEngine implements TrainEngine {
   }
 
   async step(batch: GradBatch, o: StepOptions): Promise<{ loss: number; correct: number }> {
-    // labelSmoothing and clip are baked into the graph (the run's options); dropout is not compiled.
+    // labelSmoothing and clip are baked into the graph (the run's options); the step's seed draws
+    // the dropout masks.
     const raw = await this.stepProgram.runRaw({
       [PIXEL_INPUT]: this.pixels(batch.images, batch.size),
+      ...dropoutMasks(this.dropout, batch.size, o.seed),
       ...this.state.feeds(batch.labels, o.lr),
     });
     const outputs: Record<string, Float32Array> = {};

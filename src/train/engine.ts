@@ -10,9 +10,7 @@
 //
 // Both save the same checkpoint (model.safetensors + optimizer.safetensors in AdamW's format), so a
 // run may continue on the other engine.
-import { UsageError } from '../errors.js';
 import { loadOnnxruntime, onnxruntimeUnavailable } from '../onnx/runtime.js';
-import type { ViTConfig } from '../vit/config.js';
 import type { Dataset } from './data.js';
 import type { OptimizerState } from './optimizer.js';
 import type { GradBatch } from './parallel.js';
@@ -63,42 +61,19 @@ export interface TrainEngine {
   dispose(): Promise<void>;
 }
 
-/** Dropout rates of a config that the compiled step does not implement (it is the identity there). */
-export function dropoutFields(cfg: ViTConfig): string[] {
-  const out: string[] = [];
-  if (cfg.hidden_dropout_prob > 0) out.push(`hidden_dropout_prob ${cfg.hidden_dropout_prob}`);
-  if (cfg.attention_probs_dropout_prob > 0)
-    out.push(`attention_probs_dropout_prob ${cfg.attention_probs_dropout_prob}`);
-  return out;
-}
-
 /**
  * Picks the engine a run trains on. `requested` undefined means the default: onnxruntime where it
  * loads, else tfjs with one line saying why. An explicit `onnxruntime` that cannot load falls back the
- * same way (the issue's rule: a failed load never stops a run). A config with dropout trains on tfjs:
- * by default with a note, and an explicit `onnxruntime` is a UsageError naming the flag and the fields.
+ * same way (the issue's rule: a failed load never stops a run, and nothing saved is touched).
  *
  * @example
- * const name = await chooseEngine(undefined, cfg, console.log); // 'onnxruntime' or 'tfjs'
+ * const name = await chooseEngine(undefined, console.log); // 'onnxruntime' or 'tfjs'
  */
 export async function chooseEngine(
   requested: EngineName | undefined,
-  cfg: ViTConfig,
   log: (line: string) => void,
 ): Promise<EngineName> {
   if (requested === 'tfjs') return 'tfjs';
-  const dropout = dropoutFields(cfg);
-  if (dropout.length > 0) {
-    if (requested === 'onnxruntime') {
-      throw new UsageError(
-        `--engine onnxruntime does not train with dropout (the config has ${dropout.join(', ')}): ` +
-          'use --engine tfjs, or set the rates to 0',
-        { rule: 'engine-dropout' },
-      );
-    }
-    log(`note: the config has ${dropout.join(', ')}; dropout trains on the tfjs engine`);
-    return 'tfjs';
-  }
   const ort = await loadOnnxruntime();
   if (ort) return 'onnxruntime';
   log(

@@ -60,8 +60,7 @@ export interface TrainOptions {
   /**
    * What runs the training step (engine.ts): `onnxruntime` (the whole step as one compiled graph) or
    * `tfjs` (eager, any tfjs backend). Default: onnxruntime where it loads, else tfjs with a one-line
-   * note; an explicit `onnxruntime` that cannot load falls back the same way. A config with dropout
-   * trains on tfjs (an explicit `onnxruntime` is then a UsageError). On `resume` the run's stored
+   * note; an explicit `onnxruntime` that cannot load falls back the same way. On `resume` the run's stored
    * engine is used unless one is given: giving another switches the run's engine (results then
    * differ slightly from an uninterrupted run, as with a change of backend).
    */
@@ -394,7 +393,7 @@ async function newRun(options: TrainOptions, log: (line: string) => void): Promi
   const data = loadRunData(o, planned);
   const cfg = configForData(planned, data.train, o.config in PRESETS, log);
   checkFits(cfg, data.train);
-  o.engine = await chooseEngine(options.engine, cfg, log);
+  o.engine = await chooseEngine(options.engine, log);
   const model = ViT.create(cfg, o.seed);
   const opt = new AdamW(model.parameters(), { weightDecay: o.weightDecay });
   const state: TrainerState = {
@@ -452,11 +451,7 @@ async function resumeRun(options: TrainOptions, log: (line: string) => void): Pr
     checkFits(model.config, data.train);
     // The stored engine, unless another is asked for explicitly (then the run switches to it).
     const stored = state.options.engine ?? 'tfjs';
-    const engine = await chooseEngine(
-      options.engine ?? (stored === 'tfjs' ? 'tfjs' : undefined),
-      model.config,
-      log,
-    );
+    const engine = await chooseEngine(options.engine ?? (stored === 'tfjs' ? 'tfjs' : undefined), log);
     if (engine !== stored) {
       log(
         `note: ${out} trained on the ${stored} engine and continues on ${engine}: ` +

@@ -170,20 +170,32 @@ describe('choosing the engine', () => {
     await expect(run(base('ort-a', { resume: true, engine: 'torch' as never }))).rejects.toThrow(UsageError);
   });
 
-  it('dropout: an explicit --engine onnxruntime is refused naming the flag; the default trains on tfjs', async () => {
+  it('dropout: trains on onnxruntime (host-drawn masks), resumes bit-identically, tracks the tfjs engine', async () => {
     const cfg = join(dir, 'dropout.json');
-    writeFileSync(cfg, JSON.stringify({ ...small, hidden_dropout_prob: 0.1 }));
-    const err = await run(base('dropout-ort', { config: cfg })).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UsageError);
-    expect((err as Error).message).toMatch(/--engine onnxruntime .*hidden_dropout_prob 0\.1.*--engine tfjs/);
-    expect(existsSync(join(dir, 'dropout-ort', 'checkpoints', 'latest'))).toBe(false);
-    const lines: string[] = [];
-    const r = await run(base('dropout-default', { config: cfg, engine: undefined, epochs: 1 }), lines);
-    expect(r.engine).toBe('tfjs');
-    expect(lines.join('\n')).toMatch(
-      /note: the config has hidden_dropout_prob 0\.1; dropout trains on the tfjs engine/,
+    writeFileSync(
+      cfg,
+      JSON.stringify({ ...small, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 }),
     );
-  }, 120_000);
+    const o = { config: cfg, epochs: 3 };
+    await run(base('dropout-full', o));
+    await run(base('dropout-cut', { ...o, maxSteps: 5 }));
+    await run(base('dropout-cut', { ...o, resume: true }));
+    expect(bytes('dropout-cut', 'model.safetensors').equals(bytes('dropout-full', 'model.safetensors'))).toBe(
+      true,
+    );
+    expect(bytes('dropout-cut', 'metrics.jsonl').equals(bytes('dropout-full', 'metrics.jsonl'))).toBe(true);
+    // Dropout changes the run (the masks are applied) ...
+    const plain = metricsOf('ort-a');
+    const ort = metricsOf('dropout-full');
+    expect(ort[0].train_loss).not.toBe(plain[0].train_loss);
+    // ... and the two engines draw different masks but train alike: within 3% on every epoch's losses.
+    await run(base('dropout-tfjs', { ...o, engine: 'tfjs', workers: 0 }));
+    const eager = metricsOf('dropout-tfjs');
+    for (let i = 0; i < 3; i++) {
+      expect(Math.abs(ort[i].train_loss - eager[i].train_loss) / eager[i].train_loss).toBeLessThan(0.03);
+      expect(Math.abs(ort[i].test_loss - eager[i].test_loss) / eager[i].test_loss).toBeLessThan(0.03);
+    }
+  }, 180_000);
 
   it('a config that does not fit fails before training, naming the field; nothing is written', async () => {
     const cfg = join(dir, 'bad.json');
