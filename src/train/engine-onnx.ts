@@ -4,11 +4,16 @@
 // step returns. Evaluation runs a second compiled graph, the forward pass with its parameters as
 // inputs (src/train-graph/eval.ts), fed from the same buffers: nothing is recompiled per epoch.
 //
+// Dropout: the step graph takes one mask input per dropout site, drawn on the host from the step's
+// seed (src/train-graph/dropout.ts), so a dropout run is as reproducible and resumable as any other.
+//
 // Determinism: the sessions are created with a fixed number of intra-op threads (the run's
-// `--workers` + 1, stored in the run's options), one inter-op thread, sequential execution and
-// graph optimisation level `all` (src/onnx/runtime.ts pins the last three). With these, the same
-// feeds give byte-identical outputs run to run (test/train/engine.test.ts checks whole runs); a
-// different thread count may change reduction order, hence results in the last bits.
+// `--workers` + 1; `workers` is stored in the run's options and kept on resume), one inter-op
+// thread, sequential execution and graph optimisation level `all` (src/onnx/runtime.ts pins the last
+// three). With these, the same command gives byte-identical model.safetensors and metrics.jsonl
+// (test/train/engine.test.ts, with 2 threads). Measured on a small config, 1, 2 and 4 threads gave
+// the same bytes too, but that is not promised for every kernel and shape (a runtime may split a
+// reduction across threads), hence the thread count is part of the run.
 import { tf } from '../tf.js';
 import { CompileError, EinvitError } from '../errors.js';
 import { compileGraph, type CompiledProgram } from '../onnx/program.js';
