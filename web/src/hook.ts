@@ -1,5 +1,6 @@
 // The page's test hook, `window.einvit`: what the end-to-end test drives directly.
 import type { tf } from '../../src/tf.js';
+import type { LastRun } from './demo.js';
 import type { checkReference, GPU_TOLERANCE, parseCases, runConformance } from './checks.js';
 
 /** Set by main.ts once the page script runs. */
@@ -8,6 +9,10 @@ export interface EinvitHook {
   /** Resolves when the backend is up and the shipped model is loaded. */
   started: Promise<void>;
   selectBackend(name: string): Promise<void>;
+  /** Picks the demo's runtime: 'tfjs', 'ort-wasm' or 'ort-webgpu'; resolves when the last image re-ran. */
+  selectRuntime(name: string): Promise<void>;
+  /** What ran the last classification (and, on onnxruntime-web's WebGPU provider, its GPU kernels). */
+  lastRun(): LastRun;
   /** Resolves when the classification in flight (if any) is done. */
   idle(): Promise<void>;
   runConformance: typeof runConformance;
