@@ -13,6 +13,7 @@ import {
   type Classification,
   type LoadedModel,
 } from './model.js';
+import type { LastRun, Runtime } from './hook.js';
 import { compileForOrt, releaseOrt, type OrtModel, type OrtProvider } from './ort.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -22,8 +23,6 @@ let loaded: LoadedModel | undefined;
 let lastImage: RgbImage | undefined;
 let warmBackend = '';
 
-/** Which runtime runs the ViT: tfjs (on the selected backend) or onnxruntime-web with a provider. */
-export type Runtime = 'tfjs' | 'ort-wasm' | 'ort-webgpu';
 let runtime: Runtime = 'tfjs';
 /** The onnxruntime-web session of the loaded model, for one provider (built on first use). */
 let compiled: { for: LoadedModel; provider: OrtProvider; model: Promise<OrtModel> } | undefined;
@@ -177,16 +176,6 @@ export function lastRun(): LastRun {
     top: lastResult?.top ?? [],
     attention: lastResult?.attention ? Array.from(lastResult.attention.data) : [],
   };
-}
-
-/** What ran the last classification, and what it gave (the e2e test compares runtimes with it). */
-export interface LastRun {
-  runtime: Runtime;
-  label: string;
-  gpuKernels: string[];
-  top: { label: string; prob: number }[];
-  /** The class-token map drawn over the image, row-major. */
-  attention: number[];
 }
 
 let lastResult: Classification | undefined;

@@ -3,10 +3,10 @@ import { tf } from '../../src/tf.js';
 import { switchBackend } from './backend.js';
 import { initPlayground } from './playground.js';
 import { grammarHtml } from './grammar.js';
-import { idle, initDemo, lastRun, rerun, setRuntime, type Runtime } from './demo.js';
+import { idle, initDemo, lastRun, rerun, setRuntime } from './demo.js';
 import { checkReference, GPU_TOLERANCE, parseCases, runConformance } from './checks.js';
 import { describeError } from './model.js';
-import type { EinvitHook } from './hook.js';
+import type { EinvitHook, Runtime } from './hook.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -74,6 +74,9 @@ const hook: Omit<EinvitHook, 'started'> = {
   parseCases,
   GPU_TOLERANCE,
   runCheck,
+  // Loaded only when called: the trainer's code is not part of the page otherwise.
+  gradientCheck: async (backend, reference) =>
+    (await import('./gradients.js')).gradientCheck(backend, reference),
 };
 
 async function start(): Promise<void> {
