@@ -1,5 +1,6 @@
 // The tfjs trainer engine: the eager step (loss and gradients on this thread or split over worker
 // threads, see parallel.ts), global-norm clipping and AdamW, on whichever tfjs backend is active.
+import { RuntimeFailure } from '../errors.js';
 import { tf } from '../tf.js';
 import type { ViT } from '../vit/model.js';
 import { batches } from './batches.js';
@@ -62,6 +63,22 @@ export function evaluateEager(model: ViT, ds: Dataset, batchSize = 500): EvalRes
 }
 
 /**
+ * The eager step reads the loss and gradients synchronously (`dataSync`); tfjs' WebGPU backend can do
+ * that only where `OffscreenCanvas` exists (browsers), so in Node it would fail deep inside tfjs with a
+ * raw ReferenceError. Refuse before training starts instead.
+ */
+function checkSyncReads(): void {
+  if (
+    tf.getBackend() === 'webgpu' &&
+    typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined'
+  ) {
+    throw new RuntimeFailure(
+      "the tfjs engine cannot train on the webgpu backend outside a browser: its step reads values synchronously, which tfjs' WebGPU backend supports only where OffscreenCanvas exists; train with --engine onnxruntime or --backend wasm",
+    );
+  }
+}
+
+/**
  * The tfjs engine: trains `model`'s own variables with `opt`; `workers` extra threads compute shards
  * of each batch's gradient.
  *
@@ -85,6 +102,7 @@ export class TfjsEngine implements TrainEngine {
   /** Takes ownership of `opt` (disposed with the engine). */
   static async create(model: ViT, opt: AdamW, workers: number): Promise<TfjsEngine> {
     try {
+      checkSyncReads();
       const parallel = workers > 0 ? await ParallelGrads.create(model.config, { workers }) : undefined;
       return new TfjsEngine(model, opt, parallel);
     } catch (e) {
