@@ -207,7 +207,10 @@ function sliceThrough(
       return { op: { kind: 'reshape', shape: resized(out, axis, len) }, ins: [same()] };
     }
     case 'expand':
-      return { op: { kind: 'expand', shape: resized(op.shape, axis, len) }, ins: [broadcast(inputs[0], axis)] };
+      return {
+        op: { kind: 'expand', shape: resized(op.shape, axis, len) },
+        ins: [broadcast(inputs[0], axis)],
+      };
     case 'matMul': {
       if (axis === r - 1) return { op, ins: ['keep', { axis: inputs[1].type.shape.length - 1, start, end }] };
       if (axis === r - 2) return { op, ins: [{ axis: inputs[0].type.shape.length - 2, start, end }, 'keep'] };

@@ -173,6 +173,8 @@ class Emitter {
     this.consumers = g.nodes.map(() => []);
     for (const n of g.nodes) for (const i of new Set(n.inputs)) this.consumers[i].push(n.id);
     for (const o of g.outputs) this.consumers[o.id].push(-1);
+    // Inputs and parameters have their names from the start (a fused node may read a later one).
+    for (const n of g.nodes) if (n.op.kind === 'input' || n.op.kind === 'param') this.names[n.id] = n.op.name;
   }
 
   /** The ONNX name node `id` gets when emitted. */
@@ -265,7 +267,10 @@ class Emitter {
     const outName = this.nameFor(n.id);
     const op = n.op;
     if (op.kind === 'add' && this.options.layerNorm === 'skip' && this.skipLayerNorm(n)) return;
-    if ((op.kind === 'transpose' || op.kind === 'reshape' || op.kind === 'slice') && this.foldParam(n, outName))
+    if (
+      (op.kind === 'transpose' || op.kind === 'reshape' || op.kind === 'slice') &&
+      this.foldParam(n, outName)
+    )
       return;
     const x = n.inputs.map((i) => this.names[i]);
     const inT = n.inputs.map((i) => this.g.nodes[i].type);
@@ -454,7 +459,8 @@ class Emitter {
     if (n.type.dtype !== 'float32' || shape.length !== 3) return false;
     const lns = this.consumers[n.id].filter((c) => {
       const ln = c >= 0 ? this.node(c) : undefined;
-      return ln?.op.kind === 'layerNorm' && ln.inputs[0] === n.id && ln.inputs.every((i) => i <= n.id);
+      const ready = (i: number) => i <= n.id || ['input', 'param'].includes(this.node(i).op.kind);
+      return ln?.op.kind === 'layerNorm' && ln.inputs[0] === n.id && ln.inputs.every(ready);
     });
     if (lns.length !== 1) return false;
     const ln = this.node(lns[0]);
@@ -545,13 +551,20 @@ class Emitter {
    */
   private headsSource(id: number): number | undefined {
     const t = this.node(id);
-    if (t.op.kind !== 'transpose' || t.op.perm.join() !== '0,2,1,3' || !this.soleConsumer(t.id)) return undefined;
+    if (t.op.kind !== 'transpose' || t.op.perm.join() !== '0,2,1,3' || !this.soleConsumer(t.id))
+      return undefined;
     const r = this.node(t.inputs[0]);
     if (r.op.kind !== 'reshape' || !this.soleConsumer(r.id)) return undefined;
     const src = this.node(r.inputs[0]);
     const [b, tt, h, d] = r.type.shape;
     const ss = src.type.shape;
-    if (ss.length !== 3 || !dimEq(ss[0], b) || !dimEq(ss[1], tt) || typeof h !== 'number' || typeof d !== 'number')
+    if (
+      ss.length !== 3 ||
+      !dimEq(ss[0], b) ||
+      !dimEq(ss[1], tt) ||
+      typeof h !== 'number' ||
+      typeof d !== 'number'
+    )
       return undefined;
     return ss[2] === h * d ? src.id : undefined;
   }
@@ -680,8 +693,7 @@ export function toOnnx(g: Graph, options: EmitOptions = {}): Uint8Array {
   }
   const e = new Emitter(g, opts, outNameOf);
   for (const n of g.nodes) e.emit(n);
-  for (const o of g.outputs)
-    if (e.name(o.id) !== o.name) e.add('Identity', [e.name(o.id)], {}, o.name);
+  for (const o of g.outputs) if (e.name(o.id) !== o.name) e.add('Identity', [e.name(o.id)], {}, o.name);
   const [nodes, initializers] = deadCode(
     e.nodes,
     e.initializers,
