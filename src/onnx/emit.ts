@@ -13,7 +13,8 @@ export interface EmitOptions {
   /**
    * Attention: `'matmul'` (MatMul, Mul, Softmax, MatMul), `'mha'` (com.microsoft MultiHeadAttention
    * on [B, T, H*D] inputs) or `'fused'` (com.microsoft Attention, the q/k/v projection included, where
-   * q, k and v are slices of one packed projection; otherwise `'mha'`).
+   * q, k and v are still slices of one packed projection, i.e. after `optimize(g, { sinkSlices: false })`;
+   * otherwise `'mha'`).
    */
   readonly attention?: 'matmul' | 'mha' | 'fused';
   /**
@@ -28,7 +29,12 @@ export interface EmitOptions {
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
-/** The defaults: the fastest forms measured on onnxruntime-node 1.30 CPU. */
+/**
+ * The defaults: the fastest forms measured on onnxruntime-node 1.30 CPU (bench/onnx-forms.ts). After
+ * the passes split the packed q/k/v product, onnxruntime's own fusions (FusedMatMul, BiasGelu) on
+ * the standard ops matched or beat MultiHeadAttention and Attention; SkipLayerNormalization's CPU
+ * kernel ran ~1.4x slower than LayerNormalization plus the Adds it replaces.
+ */
 export const DEFAULT_EMIT: Required<Omit<EmitOptions, 'metadata'>> = {
   attention: 'matmul',
   layerNorm: 'op',
