@@ -18,6 +18,8 @@ export type Row = Record<string, string | number>;
 export interface Section {
   readonly name: string;
   readonly title: string;
+  /** Printed under the table: what the rows mean, when the title cannot say it. */
+  readonly notes?: () => string;
   run(): Promise<Row[]>;
 }
 
@@ -62,7 +64,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const rows = await section.run();
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-    console.log(`## ${section.title}\n\n${markdownTable(rows)}\n\n(${section.name}: ${seconds} s)\n`);
+    const notes = section.notes ? `${section.notes()}\n\n` : '';
+    console.log(`## ${section.title}\n\n${markdownTable(rows)}\n\n${notes}(${section.name}: ${seconds} s)\n`);
   }
 }
 
