@@ -30,12 +30,14 @@ export const SECTIONS: Section[] = [opsSection, inferenceSection, trainSection];
  * Renders rows as a markdown table; the columns are the union of the rows' keys, in first-seen order.
  *
  * @example
- * markdownTable([{ case: 'a', ms: 1.5 }]); // '| case | ms |\n| --- | ---: |\n| a | 1.5 |'
+ * markdownTable([{ case: 'a', ms: 1.5 }]); // '| case | ms |\n| --- | ---: |\n| a | 1.5 |' ('' cells stay numeric)
  */
 export function markdownTable(rows: readonly Row[]): string {
   const columns: string[] = [];
   for (const r of rows) for (const k of Object.keys(r)) if (!columns.includes(k)) columns.push(k);
-  const numeric = (c: string) => rows.every((r) => r[c] === undefined || typeof r[c] === 'number');
+  const numeric = (c: string) =>
+    rows.some((r) => typeof r[c] === 'number') &&
+    rows.every((r) => r[c] === undefined || r[c] === '' || typeof r[c] === 'number');
   const cell = (v: string | number | undefined) => (v === undefined ? '' : String(v).replace(/\|/g, '\\|'));
   const lines = [
     `| ${columns.join(' | ')} |`,

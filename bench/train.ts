@@ -136,6 +136,15 @@ async function engines(config: YardstickConfig, threads: number, forms: boolean)
   return out;
 }
 
+/** The innermost cause's message, one line (an op's error wraps the allocation check's). */
+function rootMessage(e: unknown): string {
+  let root = e;
+  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+  const rule = (e as { rule?: string }).rule;
+  const text = (root instanceof Error ? root.message : String(root)).split('\n')[0].slice(0, 200);
+  return rule ? `${rule}: ${text}` : text;
+}
+
 function ortThreads(): number {
   return Number(process.env.THREADS ?? availableParallelism());
 }
@@ -167,7 +176,7 @@ export const trainSection: Section = {
         try {
           await list[i].run();
         } catch (e) {
-          failed[i] = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 160);
+          failed[i] = rootMessage(e);
           return undefined;
         }
         return performance.now() - t0;
