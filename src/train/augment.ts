@@ -134,16 +134,25 @@ export function affineWarp(
     const at = (x: number, y: number) => (x >= 0 && x < w && y >= 0 && y < h ? src[sp + y * w + x] : f);
     for (let y = 0; y < h; y++) {
       const qy = y - cy - a.dy;
+      // Same arithmetic (and rounding) as the per-pixel form `cos*qx + sin*qy + cx`.
+      const sinQy = sin * qy;
+      const cosQy = cos * qy;
       for (let x = 0; x < w; x++) {
         const qx = x - cx - a.dx;
-        const px = cos * qx + sin * qy + cx;
-        const py = -sin * qx + cos * qy + cy;
+        const px = cos * qx + sinQy + cx;
+        const py = -sin * qx + cosQy + cy;
         const x0 = Math.floor(px);
         const y0 = Math.floor(py);
         const fx = px - x0;
         const fy = py - y0;
         let v: number;
-        if (x0 < -1 || x0 >= w || y0 < -1 || y0 >= h) v = f;
+        if (x0 >= 0 && x0 < w - 1 && y0 >= 0 && y0 < h - 1) {
+          // All four neighbours inside (most pixels): no bounds checks.
+          const i = sp + y0 * w + x0;
+          const top = src[i] * (1 - fx) + src[i + 1] * fx;
+          const bottom = src[i + w] * (1 - fx) + src[i + w + 1] * fx;
+          v = top * (1 - fy) + bottom * fy;
+        } else if (x0 < -1 || x0 >= w || y0 < -1 || y0 >= h) v = f;
         else {
           const top = at(x0, y0) * (1 - fx) + (fx === 0 ? 0 : at(x0 + 1, y0) * fx);
           const bottom = fy === 0 ? 0 : at(x0, y0 + 1) * (1 - fx) + (fx === 0 ? 0 : at(x0 + 1, y0 + 1) * fx);
