@@ -10,25 +10,21 @@ import { tf } from '../src/tf.js';
 import { ready } from '../src/backends/index.js';
 import { EinopsError } from '../src/errors.js';
 import { einsum, pack, parseShape, rearrange, reduce, repeat, unpack } from '../src/ops.js';
+import { Rng as SeededRng } from '../src/train/random.js';
 
 /** A source of uniform numbers in [0, 1). */
 export type Rng = () => number;
 
 /**
- * mulberry32: a tiny seeded PRNG, so every fuzz run can be replayed from its seed.
+ * A replayable stream of uniform numbers from the project's seeded generator (`Rng`), so every fuzz
+ * run can be replayed from its seed.
  *
  * @example
- * const rng = seeded(1); rng(); // 0.6270739405881613
+ * const rng = seeded(1); rng(); // a number in [0, 1), the same on every run
  */
 export function seeded(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const gen = new SeededRng(seed);
+  return () => gen.nextFloat();
 }
 
 export const int = (rng: Rng, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));

@@ -1,5 +1,5 @@
 // `einvit explain`: shows what a pattern compiles to.
-import { EinopsError } from '../errors.js';
+import { EinopsError, UsageError } from '../errors.js';
 import { explainPlan } from '../compiler/explain.js';
 import { REDUCTIONS, type Operation } from '../compiler/recipe.js';
 import { planFor, rearrange, reduce, repeat } from '../ops.js';
@@ -22,7 +22,7 @@ export function parseGraphShapeArg(text: string): Dim[] {
     if (/^[A-Za-z_]\w*$/.test(t)) return sym(t);
     const n = Number(t);
     if (!Number.isSafeInteger(n) || n < 0)
-      throw new EinopsError(`--shape: '${s}' is neither a non-negative integer nor a symbol name`);
+      throw new UsageError(`--shape: '${s}' is neither a non-negative integer nor a symbol name`);
     return n;
   });
 }
@@ -43,7 +43,7 @@ export function explainGraph(pattern: string, opts: ExplainOptions, lengthArgs: 
   if (op === 'reduce') y = reduce(x, pattern, (opts.reduction ?? 'sum') as 'sum', lengths);
   else if (op === 'repeat') y = repeat(x, pattern, lengths);
   else if (op === 'rearrange') y = rearrange(x, pattern, lengths);
-  else throw new EinopsError(`--op must be rearrange, reduce or repeat, not '${op}'`);
+  else throw new UsageError(`--op must be rearrange, reduce or repeat, not '${op}'`);
   const traced = g.build({ y });
   return [
     `${op === 'reduce' ? `reduce(${opts.reduction ?? 'sum'})` : op}  '${pattern}'`,
@@ -64,7 +64,7 @@ export function parseShapeArg(text: string): number[] {
   return text.split(',').map((s) => {
     const n = Number(s.trim());
     if (!Number.isSafeInteger(n) || n < 0)
-      throw new EinopsError(`--shape: '${s}' is not a non-negative integer`);
+      throw new UsageError(`--shape: '${s}' is not a non-negative integer`);
     return n;
   });
 }
@@ -74,7 +74,7 @@ export function parseLengthArgs(args: readonly string[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const a of args) {
     const m = /^([^=]+)=(-?\d+)$/.exec(a);
-    if (!m) throw new EinopsError(`Axis length '${a}' must look like name=number`);
+    if (!m) throw new UsageError(`Axis length '${a}' must look like name=number`);
     out.set(m[1], Number(m[2]));
   }
   return out;
@@ -111,13 +111,15 @@ export function explain(pattern: string, opts: ExplainOptions, lengthArgs: reado
   if (op === 'reduce') {
     const r = opts.reduction ?? 'sum';
     if (!(REDUCTIONS as readonly string[]).includes(r)) {
-      throw new EinopsError(`Unknown reduction '${r}'. Expected one of: ${REDUCTIONS.join(', ')}`);
+      throw new UsageError(
+        `--reduction: unknown reduction '${r}'. Expected one of: ${REDUCTIONS.join(', ')}`,
+      );
     }
     operation = r as Operation;
   } else if (op === 'rearrange' || op === 'repeat') {
     operation = op;
   } else {
-    throw new EinopsError(`--op must be rearrange, reduce or repeat, not '${op}'`);
+    throw new UsageError(`--op must be rearrange, reduce or repeat, not '${op}'`);
   }
   const lengths = parseLengthArgs(lengthArgs);
   let plan;

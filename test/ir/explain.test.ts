@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CompileError } from '../../src/errors.js';
+import { CompileError, EinopsError, UsageError } from '../../src/errors.js';
 import { explain, explainModel } from '../../src/cli/explain.js';
 import { ready } from '../../src/backends/index.js';
 
@@ -41,5 +41,23 @@ describe('einvit explain --graph', () => {
       'p2=4',
     ]);
     expect(lines.join('\n')).toMatch(/\[N, 64, 48\]/);
+  });
+});
+
+describe('einvit explain: bad flags are usage errors, bad patterns are einops errors', () => {
+  it.each([
+    [{ shape: '2,x' }, [], /--shape: 'x' is not a non-negative integer/],
+    [{ shape: '2,-1', graph: true }, [], /--shape: '-1' is neither/],
+    [{ shape: '2,3', op: 'squeeze' }, [], /--op must be rearrange, reduce or repeat, not 'squeeze'/],
+    [{ shape: '2,3', op: 'squeeze', graph: true }, [], /--op must be/],
+    [{ shape: '2,3', op: 'reduce', reduction: 'median' }, [], /--reduction: unknown reduction 'median'/],
+    [{ shape: '2,3' }, ['h:2'], /Axis length 'h:2' must look like name=number/],
+  ])('%j %j', (opts, lengths, message) => {
+    expect(() => explain('a b -> b a', opts, lengths)).toThrow(UsageError);
+    expect(() => explain('a b -> b a', opts, lengths)).toThrow(message);
+  });
+
+  it('keeps EinopsError for a pattern that does not fit the shape', () => {
+    expect(() => explain('a b c -> c b a', { shape: '2,3' }, [])).toThrow(EinopsError);
   });
 });
