@@ -15,8 +15,11 @@ export interface AugmentedRecipe extends TrainingRecipe {
  * The main job's recipe for the tiny preset (patch 7, D 96, 4 layers, MLP 192) on the embedded MNIST
  * split: the old recipe (one-cycle to 2e-3 with 20% warm-up, AdamW 0.05, label smoothing 0.1, clip 1,
  * batch 64, shifts of 2 pixels) with twice the epochs and random rotations of up to 10 degrees and
- * zooms of up to 10% (the usual MNIST affine augmentation). The model is unchanged: a patch-4 model
- * costs 2.4x the tiny model's step, too much for the 5-minute budget.
+ * zooms of up to 10% (the usual MNIST affine augmentation). Measured (bench/recipe.ts, onnxruntime
+ * step graph): 97.95% test accuracy after epoch 30 on seed 0 and on seed 1 (the old recipe: 96.15%).
+ * 240,000 training images: about 3.6 minutes of steps at the compiled engine's ~1,100 img/s on 2
+ * idle cores, about 10 minutes on the eager tfjs engine (~400 img/s). The model is unchanged: a
+ * patch-4 model (D 64) costs 2.4x the tiny model's step, too much for the 5-minute budget.
  *
  * @example
  * const o = { ...MNIST_AFFINE_RECIPE };
