@@ -18,6 +18,8 @@ export type Row = Record<string, string | number>;
 export interface Section {
   readonly name: string;
   readonly title: string;
+  /** Printed under the table: what the rows mean, when the title cannot say it. */
+  readonly notes?: () => string;
   run(): Promise<Row[]>;
 }
 
@@ -28,12 +30,14 @@ export const SECTIONS: Section[] = [opsSection, inferenceSection, trainSection];
  * Renders rows as a markdown table; the columns are the union of the rows' keys, in first-seen order.
  *
  * @example
- * markdownTable([{ case: 'a', ms: 1.5 }]); // '| case | ms |\n| --- | ---: |\n| a | 1.5 |'
+ * markdownTable([{ case: 'a', ms: 1.5 }]); // '| case | ms |\n| --- | ---: |\n| a | 1.5 |' ('' cells stay numeric)
  */
 export function markdownTable(rows: readonly Row[]): string {
   const columns: string[] = [];
   for (const r of rows) for (const k of Object.keys(r)) if (!columns.includes(k)) columns.push(k);
-  const numeric = (c: string) => rows.every((r) => r[c] === undefined || typeof r[c] === 'number');
+  const numeric = (c: string) =>
+    rows.some((r) => typeof r[c] === 'number') &&
+    rows.every((r) => r[c] === undefined || r[c] === '' || typeof r[c] === 'number');
   const cell = (v: string | number | undefined) => (v === undefined ? '' : String(v).replace(/\|/g, '\\|'));
   const lines = [
     `| ${columns.join(' | ')} |`,
@@ -62,7 +66,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const rows = await section.run();
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-    console.log(`## ${section.title}\n\n${markdownTable(rows)}\n\n(${section.name}: ${seconds} s)\n`);
+    const notes = section.notes ? `${section.notes()}\n\n` : '';
+    console.log(`## ${section.title}\n\n${markdownTable(rows)}\n\n${notes}(${section.name}: ${seconds} s)\n`);
   }
 }
 

@@ -1,6 +1,7 @@
 // Inference throughput, images/s, every row measured in one run: einvit eager (the tfjs backend that
 // ready() picked), einvit compiled (its own graph on onnxruntime), and the peer: onnxruntime running
-// PyTorch's ONNX export of the same model (what transformers.js-style tools run).
+// PyTorch's ONNX export of the same model (what transformers.js-style tools run). The compiled path
+// and the peer are timed in alternating rounds.
 //
 // Peer folders (config.json, model.safetensors, pytorch.onnx) are looked up in EINVIT_PEERS, then
 // test/peers (mnist-tiny, cifar-tiny ship with the repo), then ../shared/peers beside the clone (the
@@ -75,6 +76,27 @@ async function medianSeconds(run: () => Promise<void>): Promise<number> {
   return times[Math.floor(times.length / 2)]!;
 }
 
+/**
+ * Median seconds of each of `runs`, timed in alternating rounds (one call of each per round, after
+ * one warm-up call each) so that load on a shared machine hits every runner alike: at least 5
+ * rounds and 3 s of timing, at most 60 rounds.
+ */
+async function alternatingMedians(runs: Array<() => Promise<void>>): Promise<number[]> {
+  for (const run of runs) await run();
+  const times = runs.map(() => [] as number[]);
+  let spent = 0;
+  while (times[0].length < 5 || (spent < 3 && times[0].length < 60)) {
+    for (const [i, run] of runs.entries()) {
+      const t = performance.now();
+      await run();
+      const s = (performance.now() - t) / 1000;
+      times[i].push(s);
+      spent += s;
+    }
+  }
+  return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]!);
+}
+
 type Ort = typeof import('onnxruntime-node');
 
 async function loadOrt(): Promise<Ort | undefined> {
@@ -140,27 +162,25 @@ export const inferenceSection: Section = {
               logits.dispose();
             }),
           );
-          let fast: number | undefined;
+          // The compiled path and the peer alternate round by round: their ratio is the figure.
+          const runs: Array<() => Promise<void>> = [];
           if (compiled) {
-            fast = rate(
-              batch,
-              await medianSeconds(async () => {
-                const { logits } = await compiled.forward(x);
-                await logits.data();
-                logits.dispose();
-              }),
-            );
+            runs.push(async () => {
+              const { logits } = await compiled.forward(x);
+              await logits.data();
+              logits.dispose();
+            });
           }
-          let peer: number | undefined;
           if (session && ort) {
             const feed = { [session.inputNames[0]!]: new ort.Tensor('float32', x.dataSync(), shape) };
-            peer = rate(
-              batch,
-              await medianSeconds(async () => {
-                await session.run(feed);
-              }),
-            );
+            runs.push(async () => {
+              const out = await session.run(feed);
+              for (const t of Object.values(out)) t.dispose();
+            });
           }
+          const medians = runs.length ? await alternatingMedians(runs) : [];
+          const fast = compiled ? rate(batch, medians[0]!) : undefined;
+          const peer = session && ort ? rate(batch, medians[medians.length - 1]!) : undefined;
           x.dispose();
           rows.push({
             model: c.name,

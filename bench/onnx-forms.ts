@@ -65,7 +65,7 @@ function rand(n: number, scale: number): Float32Array {
   return a;
 }
 
-function encoder(c: Cfg, attention: 'node' | 'einsum') {
+function encoder(c: Cfg, attention: 'node' | 'einsum', sinkSlices = true) {
   const g = new GraphBuilder();
   const D = c.dim;
   const H = c.heads;
@@ -104,25 +104,29 @@ function encoder(c: Cfg, attention: 'node' | 'einsum') {
       .gelu();
     x = x.add(m.matMul(p(`b${l}.fc2.w`, [c.mlp, D])).add(p(`b${l}.fc2.b`, [D])));
   }
-  return optimize(g.build({ y: x }));
+  return optimize(g.build({ y: x }), { sinkSlices });
 }
 
 const which = process.argv[2] ?? 'mnist';
 const c = CONFIGS[which];
 const reps = Number(process.argv[3] ?? 15);
 const peer = process.argv[4]; // optional: a PyTorch export of the same config, timed in the same rounds
-const variants: Array<[string, 'node' | 'einsum', EmitOptions]> = [
+// The passes split the packed q/k/v product into three (sinkSlices); 'fused' Attention needs it packed.
+const variants: Array<[string, 'node' | 'einsum', EmitOptions, boolean?]> = [
   ['default: attention MatMul+Softmax, LayerNormalization, GELU as Erf subgraph', 'node', {}],
   ['attention as com.microsoft MultiHeadAttention', 'node', { attention: 'mha' }],
+  ['attention as com.microsoft Attention (packed q/k/v kept)', 'node', { attention: 'fused' }, false],
+  ['default forms, packed q/k/v kept (one MatMul + Split)', 'node', {}, false],
   ['attention as traced einsum-style ops', 'einsum', {}],
   ['LayerNorm decomposed (ReduceMean/Sub/Pow/Sqrt/Div)', 'node', { layerNorm: 'decomposed' }],
+  ['LayerNorm as com.microsoft SkipLayerNormalization', 'node', { layerNorm: 'skip' }],
   ['GELU as com.microsoft Gelu', 'node', { gelu: 'contrib' }],
 ];
 // Round-robin: every round runs each variant once, so machine load hits all of them alike.
 const runs: Array<{ label: string; run: () => Promise<unknown>; ts: number[]; batch: number }> = [];
 const x = { data: rand(c.batch * c.tokens * c.dim, 1), shape: [c.batch, c.tokens, c.dim] };
-for (const [label, att, opts] of variants) {
-  const s = await OnnxSession.create(toOnnx(encoder(c, att), opts));
+for (const [label, att, opts, sink] of variants) {
+  const s = await OnnxSession.create(toOnnx(encoder(c, att, sink ?? true), opts));
   runs.push({ label, run: () => s.runRaw({ x }), ts: [], batch: c.batch });
 }
 if (peer) {

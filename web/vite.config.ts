@@ -22,6 +22,9 @@ export default defineConfig({
     target: 'es2022',
     chunkSizeWarningLimit: 4096,
   },
+  // onnxruntime-web finds its wasm through import.meta.url; pre-bundling would move the module away
+  // from it. The page passes the (fingerprinted) wasm URL explicitly anyway (src/ort.ts).
+  optimizeDeps: { exclude: ['onnxruntime-web'] },
   server: { host: '127.0.0.1', port: 5173, strictPort: false },
   preview: { host: '127.0.0.1' },
 });

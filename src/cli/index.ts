@@ -79,6 +79,13 @@ program
     process.exitCode = failed > 0 ? 1 : 0;
   });
 
+/** `--engine`: onnxruntime | tfjs (`auto` or absent: the default). */
+function parseEngine(name: string | undefined): 'onnxruntime' | 'tfjs' | undefined {
+  if (name === undefined || name === 'auto') return undefined;
+  if (name === 'onnxruntime' || name === 'tfjs') return name;
+  throw new UsageError(`--engine must be onnxruntime, tfjs or auto, got '${name}'`, { rule: 'bad-argument' });
+}
+
 const positiveInt = (flag: string) => numberFlag(flag, { integer: true, min: 1 });
 const nonNegative = (flag: string) => numberFlag(flag, { min: 0 });
 
@@ -86,7 +93,10 @@ program
   .command('train', { isDefault: false })
   .description('train a ViT (default: the tiny ViT on the embedded MNIST)')
   .option('--data <spec>', 'mnist | cifar10:<dir> | folder:<dir> (default: mnist)')
-  .option('--config <name>', 'tiny | small | cifar-tiny | <config.json> (default: tiny)')
+  .option(
+    '--config <name>',
+    'tiny | small | cifar-tiny | einops-tutorial | scratch-tutorial | cifar-tutorial | <config.json> (default: tiny)',
+  )
   .option('--epochs <n>', 'epochs (default: the recipe of the config)', positiveInt('epochs'))
   .option('--batch-size <n>', 'batch size', positiveInt('batch-size'))
   .option('--lr <x>', 'peak learning rate (one-cycle schedule)', numberFlag('lr', { above: 0 }))
@@ -100,8 +110,14 @@ program
   )
   .option('--seed <n>', 'random seed (default: 0)', numberFlag('seed', { integer: true }))
   .option(
+    '--engine <name>',
+    'onnxruntime: the whole training step as one compiled graph (default where onnxruntime-node loads; ' +
+      'else tfjs, with a note) | tfjs: eager, on the --backend; on --resume: the run keeps its engine unless this is given',
+  )
+  .option(
     '--workers <n>',
-    'extra threads computing gradients (data parallel; default: 1 with 2 or more CPUs, else 0)',
+    'extra threads (default: 1 with 2 or more CPUs, else 0): tfjs engine: worker threads computing ' +
+      'gradients (data parallel); onnxruntime engine: onnxruntime runs workers + 1 threads',
     numberFlag('workers', { integer: true, min: 0 }),
   )
   .option('--out <dir>', 'output folder (default: runs/<timestamp>)')
@@ -134,6 +150,7 @@ program
         clip: o.clip as number | undefined,
         shift: o.shift as number | undefined,
         seed: o.seed as number | undefined,
+        engine: parseEngine(o.engine as string | undefined),
         // a resumed run keeps its own number of workers unless --workers is given
         workers:
           (o.workers as number | undefined) ?? (o.resume ? undefined : availableParallelism() >= 2 ? 1 : 0),
@@ -149,7 +166,7 @@ program
       const wall = (performance.now() - started) / 1000;
       if (last) {
         console.log(
-          `done on ${backend} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${epochs(last.epoch)}`,
+          `done on ${result.engine === 'tfjs' ? `tfjs (${backend})` : 'onnxruntime'} in ${wall.toFixed(1)} s: test accuracy ${(100 * last.test_acc).toFixed(2)}% after ${epochs(last.epoch)}`,
         );
       }
       console.log(`model, checkpoint, metrics.jsonl, curves.png and attention.png are in ${out}`);

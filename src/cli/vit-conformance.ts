@@ -1,5 +1,7 @@
 // Checks a ViT reference folder (config.json + model.safetensors + io.safetensors): every output
-// tensor against the reference, max |diff| / max |ref| <= 1e-5 per tensor.
+// tensor against the reference, max |diff| / max |ref| <= 1e-5 per tensor. The folder may hold any
+// checkpoint ViT.fromPretrained reads: HF, timm, torchvision, or a seed tutorial's own (test/seed-models,
+// whose io.safetensors holds only `logits`); tensors absent from io.safetensors are not compared.
 import { join } from 'node:path';
 import { tf } from '../tf.js';
 import { openSafetensors, type SafetensorsFile } from '../vit/safetensors.js';

@@ -2,12 +2,13 @@
 // rewritten), then dead nodes are dropped. Rules: reshape of reshape -> one reshape; transpose of
 // transpose -> composed perm; identities (same-shape reshape, identity perm, tile by ones, cast to
 // the same dtype, expand to the same shape) vanish; nodes whose inputs are all constants are folded;
-// equal nodes on equal inputs are shared (CSE).
+// equal nodes on equal inputs are shared (CSE). Then slices sink towards the inputs (see sinkSlices):
+// what only feeds a slice is computed only for the slice.
 import { tf } from '../tf.js';
-import { shapeEq } from './dims.js';
+import { dimEq, shapeEq, type Dim } from './dims.js';
 import { NodeList, type Graph, type Node } from './graph.js';
 import { evaluate } from './evaluate.js';
-import type { Data, Op } from './kinds.js';
+import { BINARY, COMPARE, UNARY, type Data, type Op } from './kinds.js';
 
 /** Largest constant (elements) that folding may create: folding must not bloat the model. */
 const FOLD_LIMIT = 1 << 16;
@@ -21,6 +22,8 @@ export interface PassOptions {
   readonly dropIdentities?: boolean;
   readonly foldConstants?: boolean;
   readonly cse?: boolean;
+  /** Push slices through the ops that feed only them (see {@link sinkSlices}). */
+  readonly sinkSlices?: boolean;
 }
 
 function key(op: Op, inputs: readonly number[]): string | undefined {
@@ -58,6 +61,19 @@ function fold(node: { op: Op; type: Node['type'] }, inputs: readonly Node[]): Op
  * console.log(printGraph(g2));
  */
 export function optimize(g: Graph, options: PassOptions = {}): Graph {
+  let out = rewrite(g, options);
+  if (options.sinkSlices === false) return out;
+  // Each round moves every sinkable slice one op up; rounds end when none moves (bounded: a slice
+  // only ever moves towards the inputs).
+  for (let round = 0; round < g.nodes.length; round++) {
+    const sunk = sinkOnce(out);
+    if (!sunk) break;
+    out = rewrite(sunk, options);
+  }
+  return out;
+}
+
+function rewrite(g: Graph, options: PassOptions): Graph {
   const o = {
     mergeReshapes: true,
     mergeTransposes: true,
@@ -145,4 +161,136 @@ export function prune(g: Graph): Graph {
     nodes.push({ ...n, id: nodes.length, inputs: n.inputs.map((i) => renum[i]) });
   }
   return { nodes, outputs: g.outputs.map((out) => ({ name: out.name, id: renum[out.id] })) };
+}
+
+type SliceOp = Extract<Op, { kind: 'slice' }>;
+/** How one input of a node is read when the node's output is sliced: as is, or sliced. */
+type InputSlice = 'keep' | { axis: number; start: number; end: number };
+
+const ELEMENTWISE = new Set<string>([...UNARY, ...BINARY, ...COMPARE, 'where', 'gelu', 'cast']);
+
+/**
+ * The slices of its inputs that compute `node[axis start:end]`, and the op to apply to them; undefined
+ * where the op mixes positions along `axis` (a reduction or softmax over it, a reshape that merges it).
+ */
+function sliceThrough(
+  node: Node,
+  inputs: readonly Node[],
+  axis: number,
+  start: number,
+  end: number,
+): { op: Op; ins: InputSlice[] } | undefined {
+  const op = node.op;
+  const out = node.type.shape;
+  const r = out.length;
+  const len = end - start;
+  const same = (): InputSlice => ({ axis, start, end });
+  /** A broadcast input: sliced where it has the axis, kept where it is absent or of length 1. */
+  const broadcast = (x: Node, outAxis: number): InputSlice => {
+    const ax = outAxis - (r - x.type.shape.length);
+    return ax < 0 || x.type.shape[ax] === 1 ? 'keep' : { axis: ax, start, end };
+  };
+  if (ELEMENTWISE.has(op.kind)) return { op, ins: inputs.map((x) => broadcast(x, axis)) };
+  switch (op.kind) {
+    case 'layerNorm':
+      return axis === r - 1 ? undefined : { op, ins: [same(), 'keep', 'keep'] };
+    case 'softmax':
+    case 'logSoftmax':
+      return axis === (op.axis < 0 ? op.axis + r : op.axis) ? undefined : { op, ins: [same()] };
+    case 'transpose':
+      return { op, ins: [{ axis: op.perm[axis], start, end }] };
+    case 'reshape': {
+      // Only where every axis up to the sliced one is unchanged (heads split or merged after it).
+      const inShape = inputs[0].type.shape;
+      if (axis >= inShape.length || !out.slice(0, axis + 1).every((d, i) => dimEq(d, inShape[i])))
+        return undefined;
+      return { op: { kind: 'reshape', shape: resized(out, axis, len) }, ins: [same()] };
+    }
+    case 'expand':
+      return {
+        op: { kind: 'expand', shape: resized(op.shape, axis, len) },
+        ins: [broadcast(inputs[0], axis)],
+      };
+    case 'matMul': {
+      if (axis === r - 1) return { op, ins: ['keep', { axis: inputs[1].type.shape.length - 1, start, end }] };
+      if (axis === r - 2) return { op, ins: [{ axis: inputs[0].type.shape.length - 2, start, end }, 'keep'] };
+      return { op, ins: inputs.map((x) => broadcast(x, axis)) };
+    }
+    case 'attention':
+      // Rows of q are independent; columns of the output are columns of v.
+      if (axis === r - 2) return { op, ins: [same(), 'keep', 'keep'] };
+      if (axis === r - 1) return { op, ins: ['keep', 'keep', same()] };
+      return { op, ins: [same(), same(), same()] };
+    case 'slice': {
+      const a = op.axis < 0 ? op.axis + r : op.axis;
+      if (a !== axis) return undefined;
+      return { op: { kind: 'slice', axis, start: op.start + start, end: op.start + end }, ins: ['keep'] };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function resized(shape: readonly Dim[], axis: number, len: number): Dim[] {
+  return shape.map((d, i) => (i === axis ? len : d));
+}
+
+/**
+ * One round of slice sinking: a slice of a node that feeds nothing but slices along one axis (which
+ * do not overlap, so no work is repeated) becomes the node applied to slices of its inputs. The class
+ * token's path through the last block then runs on one token, and a packed q/k/v projection split by
+ * three slices becomes three projections with no copy. Returns undefined when nothing moved.
+ */
+function sinkOnce(g: Graph): Graph | undefined {
+  const consumers: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) for (const i of new Set(n.inputs)) consumers[i].push(n.id);
+  for (const o of g.outputs) consumers[o.id].push(-1);
+  const sinkable = (p: Node, axis: number): boolean => {
+    const cs = consumers[p.id];
+    if (cs.some((c) => c < 0)) return false;
+    const slices = cs.map((c) => g.nodes[c].op);
+    if (!slices.every((s) => s.kind === 'slice' && normAxis(s.axis, p.type.shape.length) === axis))
+      return false;
+    const ranges = (slices as SliceOp[]).map((s) => [s.start, s.end]).sort((a, b) => a[0] - b[0]);
+    return ranges.every(([s], i) => i === 0 || s >= ranges[i - 1][1]);
+  };
+  const list = new NodeList();
+  const map: number[] = [];
+  let moved = false;
+  for (const n of g.nodes) {
+    const ins = n.inputs.map((i) => map[i]);
+    if (n.op.kind === 'slice') {
+      const p = g.nodes[n.inputs[0]];
+      const axis = normAxis(n.op.axis, p.type.shape.length);
+      const through =
+        p.op.kind !== 'input' && sinkable(p, axis)
+          ? sliceThrough(
+              p,
+              p.inputs.map((i) => g.nodes[i]),
+              axis,
+              n.op.start,
+              n.op.end,
+            )
+          : undefined;
+      if (through) {
+        const { op, ins: how } = through;
+        const sliced = p.inputs.map((i, k) => {
+          const h = how[k];
+          return h === 'keep' ? map[i] : list.add({ kind: 'slice', ...h }, [map[i]]);
+        });
+        // A slice of a slice composes into one slice of the inner input.
+        map[n.id] = op.kind === 'slice' ? list.add(op, [map[p.inputs[0]]]) : list.add(op, sliced);
+        moved = true;
+        continue;
+      }
+    }
+    map[n.id] = list.add(n.op, ins);
+  }
+  return moved
+    ? prune({ nodes: list.nodes, outputs: g.outputs.map((o) => ({ name: o.name, id: map[o.id] })) })
+    : undefined;
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
 }

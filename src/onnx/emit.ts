@@ -3,24 +3,38 @@
 // value read it from the graph input that defines it (Shape -> Mul). Weights are initializers.
 import { writeFile } from 'node:fs/promises';
 import { CheckpointError, CompileError } from '../errors.js';
-import { fmtDim, fmtShape, isSym, type Dim, type Shape } from '../ir/dims.js';
+import { dimEq, fmtDim, fmtShape, isConcrete, isSym, shapeEq, type Dim, type Shape } from '../ir/dims.js';
 import type { Graph, Node } from '../ir/graph.js';
-import type { DType } from '../ir/kinds.js';
+import type { Data, DType } from '../ir/kinds.js';
 import { encodeModel, ONNX_DTYPE, type ModelJson } from './proto.js';
 
 /** Forms of the fusable patterns; measured on onnxruntime-node (see the README of src/onnx). */
 export interface EmitOptions {
-  /** Attention: `'matmul'` (MatMul, Mul, Softmax, MatMul) or `'mha'` (com.microsoft MultiHeadAttention). */
-  readonly attention?: 'matmul' | 'mha';
-  /** LayerNorm: `'op'` (LayerNormalization, opset 17) or `'decomposed'` (ReduceMean, Sub, ... ). */
-  readonly layerNorm?: 'op' | 'decomposed';
+  /**
+   * Attention: `'matmul'` (MatMul, Mul, Softmax, MatMul), `'mha'` (com.microsoft MultiHeadAttention
+   * on [B, T, H*D] inputs) or `'fused'` (com.microsoft Attention, the q/k/v projection included, where
+   * q, k and v are still slices of one packed projection, i.e. after `optimize(g, { sinkSlices: false })`;
+   * otherwise `'mha'`).
+   */
+  readonly attention?: 'matmul' | 'mha' | 'fused';
+  /**
+   * LayerNorm: `'op'` (LayerNormalization, opset 17), `'decomposed'` (ReduceMean, Sub, ... ) or
+   * `'skip'` (com.microsoft SkipLayerNormalization where the input is a residual sum, absorbing the
+   * sum and a bias; LayerNormalization elsewhere).
+   */
+  readonly layerNorm?: 'op' | 'decomposed' | 'skip';
   /** Exact GELU: `'erf'` (the Div-Erf-Add-Mul-Mul subgraph onnxruntime fuses) or `'contrib'` (com.microsoft Gelu). */
   readonly gelu?: 'erf' | 'contrib';
   /** Written into the model's metadata (`einvit.*` keys), e.g. the model config. */
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
-/** The defaults: the fastest forms measured on onnxruntime-node 1.30 CPU. */
+/**
+ * The defaults: the fastest forms measured on onnxruntime-node 1.30 CPU (bench/onnx-forms.ts). After
+ * the passes split the packed q/k/v product, onnxruntime's own fusions (FusedMatMul, BiasGelu) on
+ * the standard ops matched or beat MultiHeadAttention and Attention; SkipLayerNormalization's CPU
+ * kernel ran ~1.4x slower than LayerNormalization plus the Adds it replaces.
+ */
 export const DEFAULT_EMIT: Required<Omit<EmitOptions, 'metadata'>> = {
   attention: 'matmul',
   layerNorm: 'op',
@@ -62,14 +76,15 @@ function tensorProto(
   dtype: DType | 'int64',
   dims: readonly number[],
   values: ArrayLike<number>,
-): unknown {
+): { name: string } {
   let raw: Uint8Array;
   if (dtype === 'float32') raw = new Uint8Array(Float32Array.from(values).buffer);
   else if (dtype === 'int32') raw = new Uint8Array(Int32Array.from(values).buffer);
   else if (dtype === 'int64')
     raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(v))).buffer);
   else raw = Uint8Array.from(values, (v) => (v ? 1 : 0));
-  return { name, dataType: ONNX_DTYPE[dtype], dims: [...dims], rawData: raw };
+  const proto = { name, dataType: ONNX_DTYPE[dtype], dims: [...dims], rawData: raw };
+  return proto;
 }
 
 function valueInfo(name: string, dtype: DType, shape: Shape): { name: string; type: unknown } {
@@ -107,19 +122,81 @@ const BINARY_OPS: Record<string, string> = {
   or: 'Or',
 };
 
+/** `data` of `shape` permuted by `perm` (a parameter's transpose, done once at export). */
+function transposeData(data: Data, shape: readonly number[], perm: readonly number[]): Data {
+  const r = shape.length;
+  const out = new (data.constructor as new (n: number) => Data)(data.length);
+  const outShape = perm.map((p) => shape[p]);
+  const strides = new Array<number>(r);
+  for (let i = r - 1, s = 1; i >= 0; s *= shape[i], i--) strides[i] = s;
+  const step = perm.map((p) => strides[p]);
+  const idx = new Array<number>(r).fill(0);
+  let src = 0;
+  for (let o = 0; o < data.length; o++) {
+    out[o] = data[src];
+    for (let i = r - 1; i >= 0; i--) {
+      src += step[i];
+      if (++idx[i] < outShape[i]) break;
+      src -= step[i] * outShape[i];
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
+/** `data` of `shape` sliced to `[start, end)` along `axis`. */
+function sliceData(data: Data, shape: readonly number[], axis: number, start: number, end: number): Data {
+  const inner = shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const outer = shape.slice(0, axis).reduce((p, d) => p * d, 1);
+  const out = new (data.constructor as new (n: number) => Data)(outer * (end - start) * inner);
+  for (let o = 0; o < outer; o++) {
+    const from = (o * shape[axis] + start) * inner;
+    out.set(data.subarray(from, from + (end - start) * inner), o * (end - start) * inner);
+  }
+  return out;
+}
+
 /** Emits ONNX nodes for one graph; one instance per export. */
 class Emitter {
   readonly nodes: OnnxNode[] = [];
-  readonly initializers: unknown[] = [];
+  readonly initializers: Array<{ name: string }> = [];
   private readonly names: string[] = [];
   private counter = 0;
   private readonly constCache = new Map<string, string>();
-  contrib = false;
+  private readonly symbols = new Map<string, string>();
+  /** Data of the parameter transposes and reshapes written as initializers. */
+  private readonly folded = new Map<number, { data: Data; base: string }>();
+  /** Consumers of each node; a graph output counts as consumer -1. */
+  private readonly consumers: number[][];
+  /** Nodes a fused ONNX node already computed: their ONNX name ('' when nothing reads them). */
+  private readonly preset = new Map<number, string>();
 
   constructor(
     private readonly g: Graph,
     private readonly options: Required<Omit<EmitOptions, 'metadata'>>,
-  ) {}
+    private readonly outNames: ReadonlyMap<number, string>,
+  ) {
+    this.consumers = g.nodes.map(() => []);
+    for (const n of g.nodes) for (const i of new Set(n.inputs)) this.consumers[i].push(n.id);
+    for (const o of g.outputs) this.consumers[o.id].push(-1);
+    // Inputs and parameters have their names from the start (a fused node may read a later one).
+    for (const n of g.nodes) if (n.op.kind === 'input' || n.op.kind === 'param') this.names[n.id] = n.op.name;
+  }
+
+  /** The ONNX name node `id` gets when emitted. */
+  nameFor(id: number): string {
+    return this.outNames.get(id) ?? `v${id}`;
+  }
+
+  private node(id: number): Node {
+    return this.g.nodes[id];
+  }
+
+  /** The only consumer of `id`, if it has exactly one (a graph output is not a node). */
+  private soleConsumer(id: number): Node | undefined {
+    const c = this.consumers[id];
+    return c.length === 1 && c[0] >= 0 ? this.g.nodes[c[0]] : undefined;
+  }
 
   fresh(hint: string): string {
     return `${hint}_${this.counter++}`;
@@ -136,10 +213,7 @@ class Emitter {
     const node: OnnxNode = { opType, input, output: [out], name: out };
     const a = Object.entries(attrs).map(([k, v]) => attr(k, v));
     if (a.length) node.attribute = a;
-    if (domain) {
-      node.domain = domain;
-      this.contrib = true;
-    }
+    if (domain) node.domain = domain;
     this.nodes.push(node);
     return out;
   }
@@ -157,13 +231,18 @@ class Emitter {
 
   /** The value of symbol `s` at run time, as an int64 [1] tensor, read from the input that defines it. */
   private symbolValue(s: string, where: string): string {
+    const hit = this.symbols.get(s);
+    if (hit) return hit;
     for (const n of this.g.nodes) {
       if (n.op.kind !== 'input') continue;
       const i = n.type.shape.findIndex((d) => isSym(d) && d.sym === s);
       if (i < 0) continue;
       const d = n.type.shape[i] as Exclude<Dim, number>;
-      const v = this.add('Shape', [n.op.name], { start: i, end: i + 1 });
-      if (d.coeff === 1) return v;
+      if (d.coeff === 1) {
+        const v = this.add('Shape', [n.op.name], { start: i, end: i + 1 });
+        this.symbols.set(s, v);
+        return v;
+      }
       if (d.coeff > 1)
         throw new CompileError(`${where}: symbol ${s} only appears as ${fmtDim(d)}`, { rule: 'onnx' });
     }
@@ -185,8 +264,20 @@ class Emitter {
     return this.names[id];
   }
 
-  emit(n: Node, outName: string): void {
+  emit(n: Node): void {
+    const pre = this.preset.get(n.id);
+    if (pre !== undefined) {
+      this.names[n.id] = pre;
+      return;
+    }
+    const outName = this.nameFor(n.id);
     const op = n.op;
+    if (op.kind === 'add' && this.options.layerNorm === 'skip' && this.skipLayerNorm(n)) return;
+    if (
+      (op.kind === 'transpose' || op.kind === 'reshape' || op.kind === 'slice') &&
+      this.foldParam(n, outName)
+    )
+      return;
     const x = n.inputs.map((i) => this.names[i]);
     const inT = n.inputs.map((i) => this.g.nodes[i].type);
     const where = `${op.kind} (node %${n.id})`;
@@ -270,7 +361,8 @@ class Emitter {
         put('LogSoftmax', x, { axis: op.axis });
         break;
       case 'layerNorm':
-        if (this.options.layerNorm === 'op') put('LayerNormalization', x, { axis: -1, epsilon: op.eps });
+        if (this.options.layerNorm !== 'decomposed')
+          put('LayerNormalization', x, { axis: -1, epsilon: op.eps });
         else {
           const axes = [-1];
           const mean = this.add('ReduceMean', [x[0]], { axes, keepdims: 1 });
@@ -322,6 +414,94 @@ class Emitter {
     this.names[n.id] = outName;
   }
 
+  /**
+   * A transpose or reshape of a parameter or constant becomes an initializer holding the result, so
+   * MatMul reads its weight directly (no Transpose node for onnxruntime to fold at every load).
+   */
+  private foldParam(n: Node, out: string): boolean {
+    const src = this.node(n.inputs[0]);
+    const from =
+      src.op.kind === 'param'
+        ? { data: src.op.data, base: src.op.name }
+        : src.op.kind === 'const'
+          ? { data: src.op.data, base: out }
+          : this.folded.get(src.id);
+    if (!from || !isConcrete(n.type.shape)) return false;
+    if (this.consumers[n.id].includes(-1)) return false; // a graph output stays a node's output
+    const op = n.op as Extract<Node['op'], { kind: 'transpose' | 'reshape' | 'slice' }>;
+    const shape = src.type.shape as number[];
+    const data =
+      op.kind === 'transpose'
+        ? transposeData(from.data, shape, op.perm)
+        : op.kind === 'slice'
+          ? sliceData(from.data, shape, op.axis < 0 ? op.axis + shape.length : op.axis, op.start, op.end)
+          : from.data;
+    const name = this.fresh(`${from.base}.${op.kind}`);
+    this.initializers.push(tensorProto(name, n.type.dtype, n.type.shape, data));
+    this.folded.set(n.id, { data, base: from.base });
+    this.names[n.id] = name;
+    return true;
+  }
+
+  /** `x + bias` with `bias` of `x`'s last axis (either order): the full-shape operand and the bias. */
+  private biasAdd(x: Node): { main: number; bias: number } | undefined {
+    if (x.op.kind !== 'add') return undefined;
+    const last = x.type.shape[x.type.shape.length - 1];
+    for (const [m, b] of [x.inputs, [...x.inputs].reverse()]) {
+      const bs = this.node(b).type.shape;
+      if (bs.length === 1 && dimEq(bs[0], last) && shapeEq(this.node(m).type.shape, x.type.shape))
+        return { main: m, bias: b };
+    }
+    return undefined;
+  }
+
+  /**
+   * A residual sum `s = a + b` read by a LayerNorm becomes one SkipLayerNormalization computing the
+   * norm and (as its 4th output, where anything else reads it) the sum; a bias added to `a` just
+   * before joins as its 5th input. Returns false where the pattern does not fit.
+   */
+  private skipLayerNorm(n: Node): boolean {
+    const shape = n.type.shape;
+    if (n.type.dtype !== 'float32' || shape.length !== 3) return false;
+    const lns = this.consumers[n.id].filter((c) => {
+      const ln = c >= 0 ? this.node(c) : undefined;
+      const ready = (i: number) => i <= n.id || ['input', 'param'].includes(this.node(i).op.kind);
+      return ln?.op.kind === 'layerNorm' && ln.inputs[0] === n.id && ln.inputs.every(ready);
+    });
+    if (lns.length !== 1) return false;
+    const ln = this.node(lns[0]);
+    const [a, b] = n.inputs.map((i) => this.node(i));
+    if (a.id === b.id || !shapeEq(a.type.shape, shape) || !shapeEq(b.type.shape, shape)) return false;
+    let input = a.id;
+    let skip = b.id;
+    let bias: number | undefined;
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ]) {
+      const split = this.soleConsumer(x.id) ? this.biasAdd(x) : undefined;
+      if (split) {
+        [input, skip, bias] = [split.main, y.id, split.bias];
+        break;
+      }
+    }
+    const sumRead = this.consumers[n.id].length > 1;
+    const lnName = this.nameFor(ln.id);
+    const sumName = sumRead ? this.nameFor(n.id) : '';
+    const inputs = [input, skip, ln.inputs[1], ln.inputs[2], ...(bias === undefined ? [] : [bias])];
+    this.nodes.push({
+      opType: 'SkipLayerNormalization',
+      domain: 'com.microsoft',
+      input: inputs.map((i) => this.names[i]),
+      output: sumRead ? [lnName, '', '', sumName] : [lnName],
+      name: lnName,
+      attribute: [attr('epsilon', (ln.op as { eps: number }).eps)],
+    });
+    this.names[n.id] = sumName;
+    this.preset.set(ln.id, lnName);
+    return true;
+  }
+
   private reduce(n: Node, x: string, dtype: DType, out: string): void {
     const op = n.op as Extract<Node['op'], { kind: 'reduce' }>;
     const keepdims = op.keepDims ? 1 : 0;
@@ -371,27 +551,107 @@ class Emitter {
     }
   }
 
+  /**
+   * `[B, T, H*D]` source of a `[B, H, T, D]` attention operand made by reshape + transpose (the way
+   * heads are split), if it is one.
+   */
+  private headsSource(id: number): number | undefined {
+    const t = this.node(id);
+    if (t.op.kind !== 'transpose' || t.op.perm.join() !== '0,2,1,3' || !this.soleConsumer(t.id))
+      return undefined;
+    const r = this.node(t.inputs[0]);
+    if (r.op.kind !== 'reshape' || !this.soleConsumer(r.id)) return undefined;
+    const src = this.node(r.inputs[0]);
+    const [b, tt, h, d] = r.type.shape;
+    const ss = src.type.shape;
+    if (
+      ss.length !== 3 ||
+      !dimEq(ss[0], b) ||
+      !dimEq(ss[1], tt) ||
+      typeof h !== 'number' ||
+      typeof d !== 'number'
+    )
+      return undefined;
+    return ss[2] === h * d ? src.id : undefined;
+  }
+
+  /** The `[B, T, H*D]` node that merges the heads of attention output `n` back, if that is all that reads it. */
+  private mergedOutput(n: Node): Node | undefined {
+    const t = this.soleConsumer(n.id);
+    if (t?.op.kind !== 'transpose' || t.op.perm.join() !== '0,2,1,3') return undefined;
+    const r = this.soleConsumer(t.id);
+    if (r?.op.kind !== 'reshape' || r.type.shape.length !== 3) return undefined;
+    return r;
+  }
+
+  /** q, k, v as slices 0:D, D:2D, 2D:3D of one `x @ w + b` with x `[B, T, C]`: x, w, b. */
+  private packedProjection(srcs: readonly number[]): [number, number, number] | undefined {
+    const sl = srcs.map((i) => this.node(i));
+    if (sl.some((t) => t.op.kind !== 'slice' || t.inputs[0] !== sl[0].inputs[0])) return undefined;
+    const p = this.node(sl[0].inputs[0]);
+    const width = p.type.shape[2];
+    if (typeof width !== 'number' || width % 3 !== 0) return undefined;
+    const d = width / 3;
+    const ok = sl.every((t, i) => {
+      const op = t.op as { axis: number; start: number; end: number };
+      return (op.axis === 2 || op.axis === -1) && op.start === i * d && op.end === (i + 1) * d;
+    });
+    if (!ok || this.consumers[p.id].length !== 3) return undefined;
+    const split = this.biasAdd(p);
+    const mm = split && this.node(split.main);
+    if (mm?.op.kind !== 'matMul' || !this.soleConsumer(mm.id)) return undefined;
+    const [x, w] = mm.inputs.map((i) => this.node(i));
+    if (x.type.shape.length !== 3 || w.type.shape.length !== 2) return undefined;
+    return [x.id, w.id, split!.bias];
+  }
+
   private attention(n: Node, [q, k, v]: string[], out: string): void {
     const op = n.op as Extract<Node['op'], { kind: 'attention' }>;
     const qs = this.g.nodes[n.inputs[0]].type.shape;
     const r = qs.length;
-    if (this.options.attention === 'mha' && r === 4) {
-      // MultiHeadAttention takes [B, T, H*D]: move heads next to the features and back afterwards.
+    const mode = this.options.attention;
+    if (mode !== 'matmul' && r === 4) {
       const h = qs[1] as number;
-      const toBTF = (x: string) =>
-        this.add('Reshape', [
-          this.add('Transpose', [x], { perm: [0, 2, 1, 3] }),
-          this.constant('int64', [3], [0, 0, -1]),
-        ]);
-      const y = this.add(
-        'MultiHeadAttention',
-        [toBTF(q), toBTF(k), toBTF(v)],
-        { num_heads: h, scale: op.scale },
-        undefined,
-        'com.microsoft',
-      );
-      const y4 = this.add('Reshape', [y, this.constant('int64', [4], [0, 0, h, -1])]);
-      this.add('Transpose', [y4], { perm: [0, 2, 1, 3] }, out);
+      const srcs = n.inputs.map((i) => this.headsSource(i));
+      const merged = this.mergedOutput(n);
+      const outName = merged ? this.nameFor(merged.id) : this.fresh('attention');
+      const packed =
+        mode === 'fused' && srcs.every((s) => s !== undefined) ? this.packedProjection(srcs) : undefined;
+      if (packed) {
+        // One contrib Attention: the q/k/v product, the heads and the merge in one kernel.
+        this.add(
+          'Attention',
+          packed.map((i) => this.names[i]),
+          { num_heads: h, scale: op.scale },
+          outName,
+          'com.microsoft',
+        );
+      } else {
+        // MultiHeadAttention takes [B, T, H*D]: where heads were split by reshape + transpose, read
+        // the source; otherwise move heads next to the features.
+        const toBTF = (x: string, i: number) =>
+          srcs[i] !== undefined
+            ? this.names[srcs[i]!]
+            : this.add('Reshape', [
+                this.add('Transpose', [x], { perm: [0, 2, 1, 3] }),
+                this.constant('int64', [3], [0, 0, -1]),
+              ]);
+        this.add(
+          'MultiHeadAttention',
+          [toBTF(q, 0), toBTF(k, 1), toBTF(v, 2)],
+          { num_heads: h, scale: op.scale },
+          outName,
+          'com.microsoft',
+        );
+      }
+      if (merged) {
+        this.preset.set(merged.id, outName);
+        this.preset.set(this.soleConsumer(n.id)!.id, '');
+        this.names[n.id] = '';
+      } else {
+        const y4 = this.add('Reshape', [outName, this.constant('int64', [4], [0, 0, h, -1])]);
+        this.add('Transpose', [y4], { perm: [0, 2, 1, 3] }, out);
+      }
       return;
     }
     const perm = [...Array(r).keys()];
@@ -404,6 +664,23 @@ class Emitter {
   }
 }
 
+/** Drops nodes whose outputs nothing reads (patterns a fused node replaced) and unused initializers. */
+function deadCode(
+  nodes: OnnxNode[],
+  initializers: Array<{ name: string }>,
+  outputs: readonly string[],
+): [OnnxNode[], Array<{ name: string }>] {
+  const live = new Set(outputs);
+  const keep: OnnxNode[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (!n.output.some((o) => o !== '' && live.has(o))) continue;
+    keep.push(n);
+    for (const x of n.input) live.add(x);
+  }
+  return [keep.reverse(), initializers.filter((t) => live.has(t.name))];
+}
+
 /**
  * Encodes a graph as an ONNX ModelProto (opset 17; com.microsoft contrib ops only where `options`
  * ask for them). Inputs keep their names; symbolic dims become named dynamic axes.
@@ -414,16 +691,20 @@ class Emitter {
  */
 export function toOnnx(g: Graph, options: EmitOptions = {}): Uint8Array {
   const opts = { ...DEFAULT_EMIT, ...options };
-  const e = new Emitter(g, opts);
   // An output gets its node's name; a graph input or a value used twice as an output gets an Identity.
   const outNameOf = new Map<number, string>();
   for (const o of g.outputs) {
     const k = g.nodes[o.id].op.kind;
     if (!outNameOf.has(o.id) && k !== 'input' && k !== 'param' && k !== 'const') outNameOf.set(o.id, o.name);
   }
-  for (const n of g.nodes) e.emit(n, outNameOf.get(n.id) ?? `v${n.id}`);
-  for (const o of g.outputs)
-    if (outNameOf.get(o.id) !== o.name) e.add('Identity', [e.name(o.id)], {}, o.name);
+  const e = new Emitter(g, opts, outNameOf);
+  for (const n of g.nodes) e.emit(n);
+  for (const o of g.outputs) if (e.name(o.id) !== o.name) e.add('Identity', [e.name(o.id)], {}, o.name);
+  const [nodes, initializers] = deadCode(
+    e.nodes,
+    e.initializers,
+    g.outputs.map((o) => o.name),
+  );
   const inputs = g.nodes.filter((n) => n.op.kind === 'input');
   const model: ModelJson = {
     irVersion: 8,
@@ -431,12 +712,12 @@ export function toOnnx(g: Graph, options: EmitOptions = {}): Uint8Array {
     producerVersion: '0.1',
     opsetImport: [
       { domain: '', version: OPSET },
-      ...(e.contrib ? [{ domain: 'com.microsoft', version: 1 }] : []),
+      ...(nodes.some((n) => n.domain === 'com.microsoft') ? [{ domain: 'com.microsoft', version: 1 }] : []),
     ],
     graph: {
       name: 'einvit',
-      node: e.nodes,
-      initializer: e.initializers,
+      node: nodes,
+      initializer: initializers,
       input: inputs.map((n) => valueInfo((n.op as { name: string }).name, n.type.dtype, n.type.shape)),
       output: g.outputs.map((o) => valueInfo(o.name, g.nodes[o.id].type.dtype, g.nodes[o.id].type.shape)),
     },

@@ -33,7 +33,7 @@ import { CheckpointError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { openSafetensors, writeSafetensors } from '../vit/safetensors.js';
 import { PREPROCESSOR_FILE } from '../vit/preprocessor.js';
-import { AdamW } from './optimizer.js';
+import { AdamW, type OptimizerState } from './optimizer.js';
 import { writeFileAtomic } from './atomic.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -165,7 +165,9 @@ function sameFile(a: string, b: string): boolean {
 /**
  * Saves a complete checkpoint of a run as one atomic unit (see the layout at the top of this file):
  * stage, fsync, rename, switch `latest`, then show it at the top of the run folder and drop the
- * previous checkpoint. Returns the new checkpoint's folder.
+ * previous checkpoint. Returns the new checkpoint's folder. `opt` is an `AdamW` or anything giving
+ * its state in the same format (the onnxruntime engine's `StepState`), so every engine writes the
+ * same files.
  *
  * @example
  * await saveRunCheckpoint('runs/mnist', model, opt, { state, preprocessor, metrics, timings });
@@ -173,7 +175,7 @@ function sameFile(a: string, b: string): boolean {
 export async function saveRunCheckpoint(
   run: string,
   model: ViT,
-  opt: AdamW,
+  opt: { exportState(): OptimizerState },
   files: RunFiles,
 ): Promise<string> {
   const root = join(run, CHECKPOINTS_DIR);

@@ -6,18 +6,23 @@ import { tf } from '../tf.js';
 import { CheckpointError, UsageError } from '../errors.js';
 import { ViT } from '../vit/model.js';
 import { parseConfig, PRESETS, type ViTConfig } from '../vit/config.js';
+import { TUTORIAL_RECIPES } from '../vit/tutorials.js';
 import type { DataSplit, Dataset } from './data.js';
 import { batchCount, batches } from './batches.js';
 import { augmentFor, type Augment } from './augment.js';
 import { Rng } from './random.js';
-import { AdamW, clipByGlobalNorm } from './optimizer.js';
+import { AdamW } from './optimizer.js';
 import { oneCycle, type Schedule } from './schedule.js';
 import { confusionMatrix } from './metrics.js';
 import { Progress } from './progress.js';
 import { loadData } from './datasets.js';
 import { configForData, preprocessorForData } from './data-config.js';
-import { batchGradients, ParallelGrads, type GradBatch } from './parallel.js';
 import { loadRunCheckpoint, openRun, saveRunCheckpoint, STATE_FILE } from './checkpoint.js';
+import { chooseEngine, ENGINES, type EngineName, type EvalResult, type TrainEngine } from './engine.js';
+import { evaluateEager, TfjsEngine } from './engine-tfjs.js';
+
+export { trainStep } from './engine-tfjs.js';
+export type { StepOptions } from './engine.js';
 
 /**
  * Everything `einvit train` can be told. Unset fields take the recipe of the chosen config for a new
@@ -26,7 +31,7 @@ import { loadRunCheckpoint, openRun, saveRunCheckpoint, STATE_FILE } from './che
 export interface TrainOptions {
   /** `mnist` (default), `cifar10:<dir>` or `folder:<dir>`. */
   data?: string;
-  /** `tiny` (default), `small`, `cifar-tiny` or a path to a config.json. */
+  /** A preset (`tiny` (default), `small`, `cifar-tiny`, the tutorials' ones) or a path to a config.json. */
   config?: string;
   epochs?: number;
   batchSize?: number;
@@ -54,10 +59,19 @@ export interface TrainOptions {
   /** Draw the progress bar (default: when stdout is a terminal). */
   progress?: boolean;
   /**
-   * Extra worker threads computing gradients on shards of each batch (data parallel, see
-   * parallel.ts). 0 (default) trains on the main thread only. Results are reproducible for a given
-   * value, but differ slightly between values (summation order, dropout seeds per shard), so a run
-   * keeps its value on resume.
+   * What runs the training step (engine.ts): `onnxruntime` (the whole step as one compiled graph) or
+   * `tfjs` (eager, any tfjs backend). Default: onnxruntime where it loads, else tfjs with a one-line
+   * note; an explicit `onnxruntime` that cannot load falls back the same way. On `resume` the run's stored
+   * engine is used unless one is given: giving another switches the run's engine (results then
+   * differ slightly from an uninterrupted run, as with a change of backend).
+   */
+  engine?: EngineName;
+  /**
+   * Extra threads beside the main one. tfjs engine: worker threads computing gradients on shards of
+   * each batch (data parallel, see parallel.ts). onnxruntime engine: the session runs `workers + 1`
+   * intra-op threads. 0 (default): one thread. Results are reproducible for a given value, but differ
+   * slightly between values (summation order, dropout seeds per shard), so a run keeps its value on
+   * resume.
    */
   workers?: number;
   /** Write curves.png and attention.png at the end (default true). */
@@ -95,6 +109,7 @@ export interface TrainingRecipe {
   clip: number;
   shift: number;
   flip: boolean;
+  /** Share of the one-cycle schedule spent rising; 0 = no schedule (constant `lr`). */
   pctStart: number;
 }
 
@@ -127,6 +142,8 @@ export const RECIPES: Record<string, TrainingRecipe> = {
     flip: true,
     pctStart: 0.1,
   },
+  // pctStart 0: no schedule (the tutorial trains at a constant rate).
+  ...TUTORIAL_RECIPES,
 };
 
 /** Every option that affects a run's results, as stored in its checkpoints. */
@@ -138,6 +155,11 @@ export interface RunOptions extends TrainingRecipe {
   limitTrain: number | null;
   limitTest: number | null;
   workers: number;
+  /**
+   * The engine the run trains on (absent in runs started before engines existed: tfjs). Not a
+   * result-defining option like the others: a resume may switch it when asked explicitly.
+   */
+  engine?: EngineName;
 }
 
 /** trainer_state.json: where a run is, how it was started, and its history. */
@@ -178,6 +200,7 @@ const FLAGS: Record<keyof RunOptions, string> = {
   limitTrain: '--limit-train',
   limitTest: '--limit-test',
   workers: '--workers',
+  engine: '--engine',
 };
 
 /** Resolves `--config`: a preset name or a config.json path. */
@@ -229,68 +252,15 @@ function stepSeed(seed: number, step: number): number {
   return seed * 1_000_003 + step;
 }
 
-function tensorFromBatch(images: Float32Array, size: number, ds: Dataset): tf.Tensor4D {
-  return tf.tensor4d(images, [size, ds.channels, ds.height, ds.width]);
-}
-
-/** Mean loss and accuracy over a dataset, and the predictions (for confusion matrices). */
-export function evaluate(
-  model: ViT,
-  ds: Dataset,
-  batchSize = 500,
-): { loss: number; acc: number; predictions: Int32Array } {
-  const predictions = new Int32Array(ds.count);
-  let lossSum = 0;
-  let at = 0;
-  for (const b of batches(ds, { batchSize, shuffle: false })) {
-    const [loss, pred] = tf.tidy(() => {
-      const x = tensorFromBatch(b.images, b.size, ds);
-      const out = model.forward(x);
-      const labels = tf.oneHot(tf.tensor1d(b.labels, 'int32'), ds.numClasses);
-      const l = tf.losses.softmaxCrossEntropy(labels, out.logits, undefined, 0, tf.Reduction.SUM);
-      return [l.dataSync()[0], tf.argMax(out.logits, 1).dataSync() as Int32Array];
-    });
-    lossSum += loss;
-    predictions.set(pred, at);
-    at += b.size;
-  }
-  let correct = 0;
-  for (let i = 0; i < ds.count; i++) if (predictions[i] === ds.labels[i]) correct++;
-  return { loss: lossSum / ds.count, acc: correct / ds.count, predictions };
-}
-
-/** What one optimisation step needs besides the batch. */
-export interface StepOptions {
-  lr: number;
-  labelSmoothing: number;
-  /** Global gradient-norm clip (0 = off). */
-  clip: number;
-  /** Dropout seed of the step. */
-  seed: number;
-}
-
 /**
- * One optimisation step on `batch`: loss and gradients (on this thread, or split over `parallel`'s
- * worker threads), gradient clipping, AdamW. Returns the batch's mean loss and its correct count.
+ * Mean loss and accuracy of an eager model over a dataset, and the predictions (for confusion
+ * matrices).
  *
  * @example
- * const { loss } = await trainStep(model, opt, { images, labels, size: 64 }, { lr: 1e-3, labelSmoothing: 0.1, clip: 1, seed: 0 });
+ * const { acc } = evaluate(model, data.test);
  */
-export async function trainStep(
-  model: ViT,
-  opt: AdamW,
-  batch: GradBatch,
-  o: StepOptions,
-  parallel?: ParallelGrads,
-): Promise<{ loss: number; correct: number }> {
-  const grad = { labelSmoothing: o.labelSmoothing, seed: o.seed };
-  const r = parallel ? await parallel.compute(model, batch, grad) : batchGradients(model, batch, grad);
-  try {
-    tf.tidy(() => opt.step(o.clip > 0 ? clipByGlobalNorm(r.grads, o.clip).grads : r.grads, o.lr));
-  } finally {
-    tf.dispose([...r.grads.values()]);
-  }
-  return { loss: r.loss, correct: r.correct };
+export function evaluate(model: ViT, ds: Dataset, batchSize = 500): EvalResult {
+  return evaluateEager(model, ds, batchSize);
 }
 
 /** What `train` returns. */
@@ -303,15 +273,20 @@ export interface TrainResult {
   alreadyFinished: boolean;
   model: ViT;
   data: DataSplit;
+  /** The engine the run trained on (or would have, when already finished). */
+  engine: EngineName;
 }
 
 /** A run in memory: model, optimizer, state and data, new or read back from its checkpoint. */
 interface Run {
   out: string;
   model: ViT;
+  /** The optimizer as created or loaded; the engine takes it over. */
   opt: AdamW;
   state: TrainerState;
   data: DataSplit;
+  /** Set once training starts. */
+  engine?: TrainEngine;
 }
 
 /** Options a new run takes from `options` and the recipe; each checked (UsageError names the flag). */
@@ -334,6 +309,7 @@ function runOptions(options: TrainOptions): RunOptions {
     limitTrain: options.limitTrain ?? null,
     limitTest: options.limitTest ?? null,
     workers: options.workers ?? 0,
+    engine: options.engine,
   };
   checkOptions(o);
   return o;
@@ -359,6 +335,9 @@ function checkOptions(o: Partial<RunOptions>): void {
   int('limitTrain', o.limitTrain, 1);
   int('limitTest', o.limitTest, 1);
   int('workers', o.workers, 0, 64);
+  if (o.engine !== undefined && !ENGINES.includes(o.engine)) {
+    problems.push(`--engine must be ${ENGINES.join(' or ')}, got ${String(o.engine)}`);
+  }
   real('lr', o.lr, (x) => x > 0, 'positive');
   real('weightDecay', o.weightDecay, (x) => x >= 0, '>= 0');
   real('labelSmoothing', o.labelSmoothing, (x) => x >= 0 && x < 1, 'in [0, 1)');
@@ -405,8 +384,8 @@ function loadRunData(o: RunOptions, cfg: ViTConfig): DataSplit {
   });
 }
 
-/** Setup of a new run: options, data, a freshly initialised model and optimizer. */
-function newRun(options: TrainOptions, log: (line: string) => void): Run {
+/** Setup of a new run: options, data, a freshly initialised model and optimizer, the engine's name. */
+async function newRun(options: TrainOptions, log: (line: string) => void): Promise<Run> {
   const out = options.out;
   const o = runOptions(options);
   if (openRun(out) !== undefined || existsSync(join(out, STATE_FILE))) {
@@ -418,6 +397,7 @@ function newRun(options: TrainOptions, log: (line: string) => void): Run {
   const data = loadRunData(o, planned);
   const cfg = configForData(planned, data.train, o.config in PRESETS, log);
   checkFits(cfg, data.train);
+  o.engine = await chooseEngine(options.engine, log);
   const model = ViT.create(cfg, o.seed);
   const opt = new AdamW(model.parameters(), { weightDecay: o.weightDecay });
   const state: TrainerState = {
@@ -438,6 +418,7 @@ function newRun(options: TrainOptions, log: (line: string) => void): Run {
 /** Setup of a resumed run: its checkpoint, its own options (given ones must agree), its data. */
 async function resumeRun(options: TrainOptions, log: (line: string) => void): Promise<Run> {
   const out = options.out;
+  checkOptions({ engine: options.engine });
   if (!existsSync(out)) throw new UsageError(`--resume: ${out} does not exist`);
   const dir = openRun(out);
   if (dir === undefined) {
@@ -472,6 +453,16 @@ async function resumeRun(options: TrainOptions, log: (line: string) => void): Pr
     }
     const data = loadRunData(state.options, model.config);
     checkFits(model.config, data.train);
+    // The stored engine, unless another is asked for explicitly (then the run switches to it).
+    const stored = state.options.engine ?? 'tfjs';
+    const engine = await chooseEngine(options.engine ?? (stored === 'tfjs' ? 'tfjs' : undefined), log);
+    if (engine !== stored) {
+      log(
+        `note: ${out} trained on the ${stored} engine and continues on ${engine}: ` +
+          'results will differ slightly from an uninterrupted run',
+      );
+    }
+    state.options.engine = engine;
     return { out, model, opt, state, data };
   } catch (e) {
     model.dispose();
@@ -497,13 +488,24 @@ function checkpointFiles(run: Run): Parameters<typeof saveRunCheckpoint>[3] {
   };
 }
 
+/** Writes the run's checkpoint from its engine's current parameters and optimizer state. */
+async function save(run: Run, engine: TrainEngine): Promise<void> {
+  engine.syncModel();
+  await saveRunCheckpoint(
+    run.out,
+    run.model,
+    { exportState: () => engine.optimizerState() },
+    checkpointFiles(run),
+  );
+}
+
 /** Per-run things the epoch loop needs, built once per process. */
 interface Loop {
   run: Run;
+  engine: TrainEngine;
   schedule: Schedule;
   perEpoch: number;
   augment: Augment;
-  parallel?: ParallelGrads;
   /** Seconds since the run started, counting earlier processes. */
   elapsed: () => number;
   stopped: () => boolean;
@@ -531,18 +533,12 @@ async function trainEpoch(loop: Loop): Promise<boolean> {
     })) {
       if (loop.stopped() || (options.maxSteps !== undefined && state.step >= options.maxSteps)) return false;
       const t0 = performance.now();
-      const r = await trainStep(
-        run.model,
-        run.opt,
-        b,
-        {
-          lr: loop.schedule(state.step),
-          labelSmoothing: o.labelSmoothing,
-          clip: o.clip,
-          seed: stepSeed(o.seed, state.step),
-        },
-        loop.parallel,
-      );
+      const r = await loop.engine.step(b, {
+        lr: loop.schedule(state.step),
+        labelSmoothing: o.labelSmoothing,
+        clip: o.clip,
+        seed: stepSeed(o.seed, state.step),
+      });
       state.step++;
       state.batchInEpoch++;
       state.partial.loss += r.loss * b.size;
@@ -565,7 +561,7 @@ async function trainEpoch(loop: Loop): Promise<boolean> {
 async function endEpoch(loop: Loop, log: (line: string) => void): Promise<EpochMetrics> {
   const { run } = loop;
   const { state } = run;
-  const test = evaluate(run.model, run.data.test);
+  const test = await loop.engine.evaluate(run.data.test);
   const row: EpochMetrics = {
     epoch: state.epoch + 1,
     train_loss: state.partial.loss / state.partial.seen,
@@ -581,7 +577,7 @@ async function endEpoch(loop: Loop, log: (line: string) => void): Promise<EpochM
   state.batchInEpoch = 0;
   state.partial = { loss: 0, correct: 0, seen: 0, seconds: 0 };
   state.elapsed = row.elapsed_s;
-  await saveRunCheckpoint(run.out, run.model, run.opt, checkpointFiles(run));
+  await save(run, loop.engine);
   log(
     `epoch ${row.epoch}/${state.options.epochs}  train loss ${row.train_loss.toFixed(4)} acc ${(100 * row.train_acc).toFixed(2)}%  ` +
       `test loss ${row.test_loss.toFixed(4)} acc ${(100 * row.test_acc).toFixed(2)}%  ` +
@@ -615,7 +611,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const stop = stopListener(options.signal); // first: a Ctrl-C during setup stops before training
   try {
-    const run = options.resume ? await resumeRun(options, log) : newRun(options, log);
+    const run = options.resume ? await resumeRun(options, log) : await newRun(options, log);
     const { state, data, out } = run;
     const o = state.options;
     const result = (interrupted: boolean, alreadyFinished = false): TrainResult => ({
@@ -625,6 +621,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       alreadyFinished,
       model: run.model,
       data,
+      engine: o.engine ?? 'tfjs',
     });
     if (state.epoch >= o.epochs) {
       const last = state.metrics.at(-1);
@@ -644,7 +641,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       run.model.dispose(); // the caller never gets it
       throw e;
     } finally {
-      run.opt.dispose();
+      run.opt.dispose(); // idempotent: the engine normally took it over already
     }
     if (!interrupted && options.plots !== false) {
       await writePlots(out, run.model, data, state.metrics);
@@ -667,16 +664,24 @@ async function trainEpochs(
   const o = state.options;
   const perEpoch = batchCount(data.train.count, o.batchSize);
   const runStart = performance.now() / 1000 - state.elapsed;
+  const startStep = state.step;
+  await new Promise((resolve) => setImmediate(resolve)); // a Ctrl-C during setup is seen before step 1
+  const engine = await createEngine(run);
+  run.engine = engine;
   const loop: Loop = {
     run,
+    engine,
     perEpoch,
-    schedule: oneCycle({
-      maxLr: o.lr,
-      totalSteps: perEpoch * o.epochs,
-      pctStart: o.pctStart,
-      divFactor: 25,
-      finalDivFactor: 1e4,
-    }),
+    schedule:
+      o.pctStart === 0
+        ? () => o.lr
+        : oneCycle({
+            maxLr: o.lr,
+            totalSteps: perEpoch * o.epochs,
+            pctStart: o.pctStart,
+            divFactor: 25,
+            finalDivFactor: 1e4,
+          }),
     augment: augmentFor(data, { pad: o.shift, flip: o.flip }),
     elapsed: () => performance.now() / 1000 - runStart,
     stopped,
@@ -684,12 +689,8 @@ async function trainEpochs(
   };
   log(
     `training ${o.config} on ${data.train.name} (${data.train.count} train / ${data.test.count} test images), ` +
-      `${epochs(o.epochs)} x ${perEpoch} steps, batch ${o.batchSize}, backend ${tf.getBackend()}`,
+      `${epochs(o.epochs)} x ${perEpoch} steps, batch ${o.batchSize}, engine ${engine.description}`,
   );
-  const startStep = state.step;
-  await new Promise((resolve) => setImmediate(resolve)); // a Ctrl-C during setup is seen before step 1
-  loop.parallel =
-    o.workers > 0 ? await ParallelGrads.create(run.model.config, { workers: o.workers }) : undefined;
   try {
     while (state.epoch < o.epochs) {
       if (await trainEpoch(loop)) {
@@ -704,7 +705,7 @@ async function trainEpochs(
       }
       if (state.batchInEpoch > 0) {
         state.elapsed = loop.elapsed();
-        await saveRunCheckpoint(run.out, run.model, run.opt, checkpointFiles(run));
+        await save(run, engine);
       }
       log(
         `stopped at epoch ${state.epoch + (state.batchInEpoch > 0 ? 1 : 0)}, step ${state.step}: ` +
@@ -714,8 +715,25 @@ async function trainEpochs(
     }
     return false;
   } finally {
-    await loop.parallel?.dispose();
+    engine.syncModel(); // the caller gets the model with the trained values
+    run.engine = undefined;
+    await engine.dispose();
   }
+}
+
+/** The run's engine (its name is in the stored options); takes over `run.opt`. */
+async function createEngine(run: Run): Promise<TrainEngine> {
+  const o = run.state.options;
+  if ((o.engine ?? 'tfjs') === 'tfjs') return TfjsEngine.create(run.model, run.opt, o.workers);
+  const optimizer = run.opt.exportState();
+  run.opt.dispose(); // the compiled step keeps the moments in host buffers
+  const { OnnxEngine } = await import('./engine-onnx.js');
+  return OnnxEngine.create(run.model, optimizer, {
+    weightDecay: o.weightDecay,
+    labelSmoothing: o.labelSmoothing,
+    clip: o.clip,
+    threads: o.workers + 1,
+  });
 }
 
 async function writePlots(out: string, model: ViT, data: DataSplit, metrics: EpochMetrics[]): Promise<void> {

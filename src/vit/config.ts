@@ -3,9 +3,28 @@
 // our own toHFConfigJson output, fills HF defaults and checks every field it uses.
 import { CheckpointError } from '../errors.js';
 
-/** `gelu` (also `gelu_python`) is exact erf GELU; the others are the tanh approximation. */
-export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast';
-export const HIDDEN_ACTS: readonly HiddenAct[] = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'];
+/**
+ * `gelu` (also `gelu_python`) is exact erf GELU; `gelu_new`, `gelu_pytorch_tanh` and `gelu_fast` the tanh
+ * approximation; `linear` (HF's name, alias `none`) no activation at all (the from-scratch tutorial's MLP).
+ */
+export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast' | 'linear';
+export const HIDDEN_ACTS: readonly HiddenAct[] = [
+  'gelu',
+  'gelu_new',
+  'gelu_pytorch_tanh',
+  'gelu_fast',
+  'linear',
+];
+
+/** Key namings a model can be saved under: HF, timm, or one of the three tutorials' own state_dicts. */
+export type ModelNaming = 'hf' | 'timm' | TutorialNaming;
+/** The seed tutorials' own state_dict names (see tutorials.ts). */
+export type TutorialNaming = 'einops-tutorial' | 'scratch-tutorial' | 'cifar-tutorial';
+export const TUTORIAL_NAMINGS: readonly TutorialNaming[] = [
+  'einops-tutorial',
+  'scratch-tutorial',
+  'cifar-tutorial',
+];
 
 export interface ViTConfig {
   /** Square input side in pixels. */
@@ -29,8 +48,11 @@ export interface ViTConfig {
   id2label: Record<string, string>;
   hidden_dropout_prob: number;
   attention_probs_dropout_prob: number;
-  /** 'cls': token 0 feeds the head; 'mean': mean over the patch tokens (timm global_pool='avg'). */
-  pooling: 'cls' | 'mean';
+  /**
+   * 'cls': token 0 feeds the head; 'mean': mean over the patch tokens (timm global_pool='avg');
+   * 'mean_all': mean over every token, class token included (the einops tutorial's `Reduce`).
+   */
+  pooling: 'cls' | 'mean' | 'mean_all';
   /** Whether a class token is prepended (then it is token 0 and has a position). */
   class_token: boolean;
   /** 'learned': pos_embed parameter; 'sinusoidal': fixed 2-D sin-cos table (see weights.sinusoidalPosEmbed). */
@@ -42,7 +64,56 @@ export interface ViTConfig {
   /** timm LayerScale: blocks.i.ls1.gamma / ls2.gamma multiply each residual branch. */
   layer_scale: boolean;
   /** Key naming to use when saving (the model's own parameters always use timm names). */
-  naming: 'hf' | 'timm';
+  naming: ModelNaming;
+
+  // Tutorial quirks. The defaults are the standard ViT; the seed tutorials' code differs as noted.
+  /**
+   * What the attention scores are divided by the square root of: 'head_dim' (standard), 'hidden_size'
+   * (einops tutorial) or 'num_heads' (from-scratch tutorial).
+   */
+  attention_scale_dim: 'head_dim' | 'hidden_size' | 'num_heads';
+  /** Where that scale applies: 'logits' (before the softmax, standard) or 'probs' (after it: einops tutorial). */
+  attention_scale_at: 'logits' | 'probs';
+  /** Axis the softmax normalises: 'keys' (standard) or 'queries' (from-scratch tutorial, `dim=2`). */
+  attention_softmax: 'keys' | 'queries';
+  /**
+   * q, k and v all from the key projection (from-scratch tutorial): the query and value rows of `qkv`
+   * stay in the model (and in its checkpoints) but are unused.
+   */
+  shared_qkv: boolean;
+  /** The attention's output projection `attn.proj` exists (false: heads merged straight into the residual). */
+  attention_proj: boolean;
+  /** One LayerNorm per block (`norm1`) before both branches (from-scratch tutorial); no `norm2`. */
+  shared_block_norm: boolean;
+  /** Initial value of a learned position table: 'normal' (timm, std 0.02) or 'sincos_1d' (from-scratch tutorial). */
+  pos_embed_init: 'normal' | 'sincos_1d';
+}
+
+/** The tutorial-quirk fields and their standard-ViT defaults (written to config.json only when they differ). */
+export const QUIRK_DEFAULTS = Object.freeze({
+  attention_scale_dim: 'head_dim',
+  attention_scale_at: 'logits',
+  attention_softmax: 'keys',
+  shared_qkv: false,
+  attention_proj: true,
+  shared_block_norm: false,
+  pos_embed_init: 'normal',
+} as const satisfies Partial<ViTConfig>);
+
+/**
+ * The quirk fields of `cfg` that differ from the standard ViT (what config.json files carry besides the
+ * usual fields; a standard model has none, so its saved config is unchanged).
+ *
+ * @example
+ * quirkFields(PRESETS.tiny); // {}
+ */
+export function quirkFields(cfg: ViTConfig): Partial<ViTConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(QUIRK_DEFAULTS)) {
+    const mine = cfg[k as keyof ViTConfig];
+    if (mine !== v) out[k] = mine;
+  }
+  return out as Partial<ViTConfig>;
 }
 
 const MNIST_LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -86,11 +157,15 @@ function preset(
     fc_norm: false,
     layer_scale: false,
     naming: 'timm',
+    ...QUIRK_DEFAULTS,
     ...fields,
   };
   Object.freeze(cfg.id2label);
   return Object.freeze(cfg);
 }
+
+/** Names of the built-in configurations. */
+export type PresetName = 'tiny' | 'small' | 'cifar-tiny' | TutorialNaming;
 
 /**
  * Built-in configurations (frozen; spread to change a field).
@@ -98,7 +173,7 @@ function preset(
  * @example
  * const cfg = parseConfig({ ...PRESETS.tiny, num_hidden_layers: 6 });
  */
-export const PRESETS: Readonly<Record<'tiny' | 'small' | 'cifar-tiny', ViTConfig>> = Object.freeze({
+export const PRESETS: Readonly<Record<PresetName, ViTConfig>> = Object.freeze({
   // MNIST 28px: 4x4 = 16 patches of 7px, 17 tokens.
   tiny: preset({ image_size: 28, patch_size: 7, hidden_size: 96, intermediate_size: 192 }),
   // MNIST 28px: 7x7 = 49 patches of 4px, 50 tokens.
@@ -111,6 +186,62 @@ export const PRESETS: Readonly<Record<'tiny' | 'small' | 'cifar-tiny', ViTConfig
     hidden_size: 48,
     intermediate_size: 192,
     id2label: labels(CIFAR10_LABELS),
+  }),
+  // The three seed tutorials' architectures as published (see tutorials.ts and test/seed-models).
+  // einops tutorial: ViT() defaults (224px, 16px patches, 768 wide, 12 blocks, 8 heads, 1000 classes);
+  // softmax(q·kᵀ)/√768, mean over all tokens then LayerNorm.
+  'einops-tutorial': preset({
+    image_size: 224,
+    patch_size: 16,
+    num_channels: 3,
+    hidden_size: 768,
+    num_hidden_layers: 12,
+    num_attention_heads: 8,
+    intermediate_size: 3072,
+    layer_norm_eps: 1e-5,
+    num_labels: 1000,
+    id2label: labels(Array.from({ length: 1000 }, (_, i) => `LABEL_${i}`)),
+    pooling: 'mean_all',
+    final_norm: false,
+    fc_norm: true,
+    attention_scale_dim: 'hidden_size',
+    attention_scale_at: 'probs',
+    naming: 'einops-tutorial',
+  }),
+  // from-scratch tutorial: its published call (8 layers, 224px, 768 wide, 16px patches, 6 heads), 10
+  // classes; q = k = v from `key`, softmax over queries, no output projection, one LayerNorm per block,
+  // no MLP activation, 1-D sin-cos initial positions.
+  'scratch-tutorial': preset({
+    image_size: 224,
+    patch_size: 16,
+    num_channels: 3,
+    hidden_size: 768,
+    num_hidden_layers: 8,
+    num_attention_heads: 6,
+    intermediate_size: 3072,
+    hidden_act: 'linear',
+    layer_norm_eps: 1e-5,
+    final_norm: false,
+    attention_scale_dim: 'num_heads',
+    attention_softmax: 'queries',
+    shared_qkv: true,
+    attention_proj: false,
+    shared_block_norm: true,
+    pos_embed_init: 'sincos_1d',
+    naming: 'scratch-tutorial',
+  }),
+  // CIFAR-10 tutorial: cifar-tiny's shape with tanh GELU, no final LayerNorm, eps 1e-5, saved per head.
+  'cifar-tutorial': preset({
+    image_size: 32,
+    patch_size: 4,
+    num_channels: 3,
+    hidden_size: 48,
+    intermediate_size: 192,
+    hidden_act: 'gelu_new',
+    layer_norm_eps: 1e-5,
+    final_norm: false,
+    id2label: labels(CIFAR10_LABELS),
+    naming: 'cifar-tutorial',
   }),
 });
 
@@ -231,7 +362,7 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
   }
   const r: Reader = new Reader(json as Record<string, unknown>, source);
 
-  const naming = r.oneOf('naming', 'hf', ['hf', 'timm'] as const);
+  const naming = r.oneOf<ModelNaming>('naming', 'hf', ['hf', 'timm', ...TUTORIAL_NAMINGS]);
   const image_size = r.side('image_size', 224);
   const patch_size = r.side('patch_size', 16);
   if (image_size % patch_size !== 0) {
@@ -245,7 +376,9 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
     r.fail('hidden_size', `${hidden_size} is not divisible by num_attention_heads ${num_attention_heads}`);
   }
   const intermediate_size = r.int('intermediate_size', 3072);
-  const act = r.has('hidden_act') && r.raw('hidden_act') === 'gelu_python' ? 'gelu' : undefined;
+  const rawAct = r.raw('hidden_act');
+  const act =
+    rawAct === 'gelu_python' ? 'gelu' : rawAct === 'none' || rawAct === 'identity' ? 'linear' : undefined;
   const hidden_act = act ?? r.oneOf('hidden_act', 'gelu', HIDDEN_ACTS);
   const layer_norm_eps = r.num(
     'layer_norm_eps',
@@ -287,8 +420,8 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
   }
   id2label ??= Object.fromEntries(Array.from({ length: num_labels }, (_, i) => [String(i), `LABEL_${i}`]));
 
-  let pooling: 'cls' | 'mean';
-  if (r.has('pooling')) pooling = r.oneOf('pooling', 'cls', ['cls', 'mean'] as const);
+  let pooling: ViTConfig['pooling'];
+  if (r.has('pooling')) pooling = r.oneOf('pooling', 'cls', ['cls', 'mean', 'mean_all'] as const);
   else pooling = r.oneOf('global_pool', 'token', ['token', 'avg'] as const) === 'avg' ? 'mean' : 'cls';
   const class_token = r.bool('class_token', true);
   if (pooling === 'cls' && !class_token) r.fail('pooling', "'cls' needs class_token: true");
@@ -309,7 +442,7 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
     r.fail('hidden_size', `${hidden_size} must be divisible by 4 for the 2-D sinusoidal position table`);
   }
   // timm: fc_norm defaults to (global_pool == 'avg'), and then the pre-pool norm is absent.
-  const fc_norm = r.bool('fc_norm', pooling === 'mean');
+  const fc_norm = r.bool('fc_norm', pooling !== 'cls');
   let final_norm: boolean;
   const fn = r.raw('final_norm');
   if (fn === 'pre_pool') final_norm = true;
@@ -318,6 +451,24 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
   let layer_scale: boolean;
   if (r.has('layer_scale')) layer_scale = r.bool('layer_scale', false);
   else layer_scale = r.has('init_values');
+  const d = QUIRK_DEFAULTS;
+  const attention_scale_dim = r.oneOf('attention_scale_dim', d.attention_scale_dim, [
+    'head_dim',
+    'hidden_size',
+    'num_heads',
+  ] as const);
+  const attention_scale_at = r.oneOf('attention_scale_at', d.attention_scale_at, [
+    'logits',
+    'probs',
+  ] as const);
+  const attention_softmax = r.oneOf('attention_softmax', d.attention_softmax, ['keys', 'queries'] as const);
+  const shared_qkv = r.bool('shared_qkv', d.shared_qkv);
+  const attention_proj = r.bool('attention_proj', d.attention_proj);
+  const shared_block_norm = r.bool('shared_block_norm', d.shared_block_norm);
+  const pos_embed_init = r.oneOf('pos_embed_init', d.pos_embed_init, ['normal', 'sincos_1d'] as const);
+  if (pos_embed_init !== 'normal' && position_embedding !== 'learned') {
+    r.fail('pos_embed_init', `'${pos_embed_init}' needs position_embedding 'learned'`);
+  }
 
   return {
     image_size,
@@ -341,6 +492,13 @@ export function parseConfig(json: unknown, source = '<config>'): ViTConfig {
     fc_norm,
     layer_scale,
     naming,
+    attention_scale_dim,
+    attention_scale_at,
+    attention_softmax,
+    shared_qkv,
+    attention_proj,
+    shared_block_norm,
+    pos_embed_init,
   };
 }
 
@@ -356,6 +514,10 @@ export function hfIncompatibilities(cfg: ViTConfig): string[] {
   if (cfg.fc_norm) out.push('fc_norm is true');
   if (cfg.layer_scale) out.push('layer_scale is true');
   if (cfg.num_labels < 1) out.push('num_labels is 0 (no classifier)');
+  // HF's ViT computes the standard attention and block: every other quirk value is out of its reach.
+  for (const [k, v] of Object.entries(quirkFields(cfg))) {
+    if (k !== 'pos_embed_init') out.push(`${k} is ${JSON.stringify(v)}`);
+  }
   return out;
 }
 
@@ -413,5 +575,6 @@ export function toHFConfigJson(cfg: ViTConfig): Record<string, unknown> {
     final_norm: cfg.final_norm,
     fc_norm: cfg.fc_norm,
     layer_scale: cfg.layer_scale,
+    ...quirkFields(cfg),
   };
 }

@@ -67,6 +67,8 @@ export function eagerOps(opts: EagerOptions = {}): VitOps<tf.Tensor> {
       const out = einsum('b h q k, b h k d -> b h q d', dropout(probs, rate, seeds), v);
       return { out, probs };
     },
+    softmax: (x) => tf.softmax(x),
+    scale: (x, s) => tf.mul(x, s),
     add: (a, b) => tf.add(a, b),
     addBroadcast,
     mul: (x, b) => tf.mul(x, b),

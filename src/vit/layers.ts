@@ -6,7 +6,8 @@ import { einsum, rearrange, reduce } from '../ops.js';
 import { EinopsError, UsageError } from '../errors.js';
 
 /** Activation names understood by {@link activation} (HF `hidden_act` values). */
-export type ActivationName = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast' | 'quick_gelu' | 'relu';
+export type ActivationName =
+  'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu_fast' | 'quick_gelu' | 'relu' | 'linear';
 
 /**
  * A linear layer with a PyTorch-layout weight `[out, in]` applied to the last axis of a 2-D or 3-D
@@ -142,9 +143,11 @@ export function activation(x: tf.Tensor, name: string): tf.Tensor {
         return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
       case 'relu':
         return tf.relu(x);
+      case 'linear':
+        return tf.clone(x);
       default:
         throw new UsageError(
-          `Unknown hidden_act "${name}". Supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu.`,
+          `Unknown hidden_act "${name}". Supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, linear.`,
         );
     }
   });

@@ -7,8 +7,28 @@ import { tf, tfSeed } from '../tf.js';
 import { CheckpointError, EinopsError, UsageError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { openSafetensors, writeSafetensors, type TensorData } from './safetensors.js';
-import { hfIncompatibilities, parseConfig, toHFConfigJson, type ViTConfig } from './config.js';
-import { loadCheckpoint, toHuggingFace } from './weights.js';
+import {
+  hfIncompatibilities,
+  numTokens,
+  parseConfig,
+  QUIRK_DEFAULTS,
+  quirkFields,
+  toHFConfigJson,
+  type ModelNaming,
+  type TutorialNaming,
+  type ViTConfig,
+} from './config.js';
+import { loadCheckpoint, toHuggingFace, toNaming } from './weights.js';
+import {
+  checkArgsAgainstWeights,
+  detectTutorial,
+  isTutorialNaming,
+  sincos1d,
+  tutorialArgs,
+  tutorialConfig,
+  tutorialFromSource,
+  tutorialIncompatibilities,
+} from './tutorials.js';
 import { buildParams, expectedParameters, flattenParams, mapParams, type ViTParams } from './params.js';
 import type { CompiledViT, CompileOptions } from './compiled.js';
 import { eagerOps } from './eager.js';
@@ -82,8 +102,14 @@ function isNormWeight(name: string): boolean {
   return /(^|\.)(norm\d*|fc_norm)\.weight$/.test(name);
 }
 
-/** Initial value of one parameter, as timm initialises a fresh ViT (seeded). */
-function initParameter(name: string, shape: number[], seed: number): tf.Tensor {
+/**
+ * Initial value of one parameter, as timm initialises a fresh ViT (seeded); with `pos_embed_init:
+ * 'sincos_1d'` the position table starts as the from-scratch tutorial's 1-D sin-cos table.
+ */
+function initParameter(name: string, shape: number[], seed: number, cfg?: ViTConfig): tf.Tensor {
+  if (name === 'pos_embed' && cfg?.pos_embed_init === 'sincos_1d') {
+    return tf.tensor(sincos1d(numTokens(cfg), cfg.hidden_size), shape, 'float32');
+  }
   if (name.endsWith('.bias')) return tf.zeros(shape);
   if (isNormWeight(name)) return tf.ones(shape);
   if (/\.ls\d\.gamma$/.test(name)) return tf.fill(shape, LAYER_SCALE_INIT);
@@ -97,11 +123,14 @@ const LAYER_SCALE_INIT = 1e-5;
 export interface SaveOptions {
   /**
    * Key names of `model.safetensors` (and the matching `config.json`): 'hf' (HF Hub names; transformers
-   * loads the folder), 'timm' (timm state_dict names), or 'auto' (default): 'hf' when HF
-   * `ViTForImageClassification` can hold the model, else 'timm' (mean pooling, fc_norm, LayerScale, no
-   * class token or no head).
+   * loads the folder), 'timm' (timm state_dict names), a tutorial's ('einops-tutorial',
+   * 'scratch-tutorial', 'cifar-tutorial': that code's state_dict names, loadable with its
+   * `load_state_dict`, and its constructor arguments plus `source_code` as config.json), or 'auto'
+   * (default): the config's tutorial naming when the tutorial's code can compute the model, else 'hf'
+   * when HF `ViTForImageClassification` can hold it, else 'timm' (mean pooling, fc_norm, LayerScale,
+   * no class token or no head, tutorial quirks).
    */
-  naming?: 'auto' | 'hf' | 'timm';
+  naming?: 'auto' | ModelNaming;
   /** Extra `__metadata__` strings of the safetensors file (`format: pt` is always written). */
   metadata?: Record<string, string>;
 }
@@ -140,7 +169,7 @@ export class ViT {
   static create(cfg: ViTConfig, seed = 0): ViT {
     let i = 0;
     const params = buildParams(cfg, (name, shape) => {
-      const init = initParameter(name, shape, seed * 100_003 + i++);
+      const init = initParameter(name, shape, seed * 100_003 + i++, cfg);
       const v = tf.variable(init, true, uniqueName(name));
       init.dispose();
       return v;
@@ -178,7 +207,7 @@ export class ViT {
         const p = params.get(name);
         const init = p
           ? tf.tensor(p.data, [...p.shape], 'float32')
-          : initParameter(name, shape, seed * 100_003 + i);
+          : initParameter(name, shape, seed * 100_003 + i, cfg);
         i++;
         const v = tf.variable(init, true, uniqueName(name));
         init.dispose();
@@ -210,17 +239,42 @@ export class ViT {
         rule: 'config-file',
       });
     }
-    let cfg = parseConfig(json, configPath);
+    const file = openSafetensors(join(dir, 'model.safetensors'));
+    let cfg: ViTConfig;
+    let tutorial: TutorialNaming | undefined;
+    try {
+      // A tutorial's folder: config.json holds that code's constructor arguments (`source_code` says
+      // which; without it the key names tell).
+      tutorial = tutorialFromSource(json, configPath);
+      const declared =
+        json !== null && typeof json === 'object' && 'naming' in json
+          ? (json as { naming: unknown }).naming
+          : undefined;
+      if (tutorial === undefined && declared === undefined) tutorial = detectTutorial(file.keys());
+      if (tutorial !== undefined) {
+        cfg = tutorialConfig(tutorial, json as Record<string, unknown>, configPath);
+        checkArgsAgainstWeights(
+          tutorial,
+          cfg,
+          (k) => (file.has(k) ? file.info(k).shape : undefined),
+          configPath,
+        );
+      } else {
+        cfg = parseConfig(json, configPath);
+      }
+    } catch (e) {
+      file.close();
+      throw e;
+    }
     if (opts.numLabels !== undefined && (!Number.isInteger(opts.numLabels) || opts.numLabels < 0)) {
       throw new UsageError(`numLabels must be a non-negative integer, got ${opts.numLabels}`, {
         rule: 'num-labels',
       });
     }
     const ignoreHead = opts.ignoreHead === true || opts.numLabels !== undefined;
-    const file = openSafetensors(join(dir, 'model.safetensors'));
     let params: Map<string, TensorData>;
     try {
-      params = loadCheckpoint(file, cfg, { ignoreHead });
+      params = loadCheckpoint(file, cfg, { ignoreHead, naming: tutorial });
     } finally {
       file.close();
     }
@@ -394,16 +448,35 @@ export class ViT {
    * const again = await ViT.fromPretrained('runs/cifar-tiny');
    */
   async save(dir: string, opts: SaveOptions = {}): Promise<void> {
-    const naming = opts.naming ?? 'auto';
-    if (naming !== 'auto' && naming !== 'hf' && naming !== 'timm') {
-      throw new UsageError(`ViT.save: naming must be 'auto', 'hf' or 'timm', got ${JSON.stringify(naming)}`, {
-        rule: 'naming',
-      });
+    const cfg = this.config;
+    let naming = opts.naming ?? 'auto';
+    if (naming !== 'auto' && naming !== 'hf' && naming !== 'timm' && !isTutorialNaming(naming)) {
+      throw new UsageError(
+        `ViT.save: naming must be 'auto', 'hf', 'timm', 'einops-tutorial', 'scratch-tutorial' or 'cifar-tutorial', got ${JSON.stringify(naming)}`,
+        { rule: 'naming' },
+      );
     }
-    const hf = naming === 'hf' || (naming === 'auto' && hfIncompatibilities(this.config).length === 0);
-    // Both conversions run before anything is written: a model HF cannot hold fails here.
-    const tensors = hf ? toHuggingFace(this.state(), this.config) : this.state();
-    const json = hf ? toHFConfigJson(this.config) : { ...this.config, naming: 'timm' };
+    if (naming === 'auto') {
+      if (isTutorialNaming(cfg.naming) && tutorialIncompatibilities(cfg, cfg.naming).length === 0)
+        naming = cfg.naming;
+      else naming = hfIncompatibilities(cfg).length === 0 ? 'hf' : 'timm';
+    }
+    // Every conversion runs before anything is written: a model the target cannot hold fails here.
+    let tensors: Map<string, TensorData>;
+    let json: Record<string, unknown>;
+    if (isTutorialNaming(naming)) {
+      json = tutorialArgs(cfg, naming);
+      tensors = toNaming(this.state(), cfg, naming);
+    } else if (naming === 'hf') {
+      tensors = toHuggingFace(this.state(), cfg);
+      json = toHFConfigJson(cfg);
+    } else {
+      tensors = this.state();
+      // Standard quirk values stay out of the file, as before the quirk fields existed.
+      const plain: Record<string, unknown> = { ...cfg, naming: 'timm' };
+      for (const k of Object.keys(QUIRK_DEFAULTS)) delete plain[k];
+      json = { ...plain, ...quirkFields(cfg) };
+    }
     try {
       await mkdir(dir, { recursive: true });
     } catch (e) {

@@ -21,30 +21,84 @@ export interface NetworkRates {
   attention: number;
 }
 
+/** How one attention layer computes, from the config's quirk fields (standard ViT by default). */
+export interface AttentionForm {
+  heads: number;
+  /** The factor the scores (or probabilities) are multiplied by. */
+  scale: number;
+  scaleAt: ViTConfig['attention_scale_at'];
+  softmax: ViTConfig['attention_softmax'];
+  sharedQkv: boolean;
+}
+
 /**
- * Multi-head self-attention on `[N, T, D]` tokens: the projected output and the softmax probabilities
- * `[N, heads, T, T]` (before attention dropout, as HF and timm report them).
+ * The attention form of `cfg`: scale `1/√head_dim` before a softmax over keys unless a quirk field says
+ * otherwise.
  *
  * @example
- * const { out, probs } = selfAttention(ops, x, params.blocks[0].attn, 6, { hidden: 0, attention: 0 });
+ * attentionForm(PRESETS.tiny).scale; // 1 / √24
+ */
+export function attentionForm(cfg: ViTConfig): AttentionForm {
+  const by = { head_dim: cfg.hidden_size / cfg.num_attention_heads, hidden_size: cfg.hidden_size };
+  const d = cfg.attention_scale_dim === 'num_heads' ? cfg.num_attention_heads : by[cfg.attention_scale_dim];
+  return {
+    heads: cfg.num_attention_heads,
+    scale: d ** -0.5,
+    scaleAt: cfg.attention_scale_at,
+    softmax: cfg.attention_softmax,
+    sharedQkv: cfg.shared_qkv,
+  };
+}
+
+/**
+ * Multi-head self-attention on `[N, T, D]` tokens: the output (projected when the block has `proj`) and
+ * the attention matrix `[N, heads, Tq, Tk]` that multiplies the values (before attention dropout, as HF
+ * and timm report it; after the scale when the scale applies to the probabilities).
+ *
+ * @example
+ * const { out, probs } = selfAttention(ops, x, params.blocks[0].attn, attentionForm(cfg), rates);
  */
 export function selfAttention<T, D>(
   ops: VitOps<T, D>,
   x: T,
   p: BlockParams<T>['attn'],
-  heads: number,
+  form: AttentionForm,
   rates: NetworkRates,
 ): { out: T; probs: T } {
-  const dim = ops.shape(x)[2] as number;
-  // qkv output features are (qkv h d): three equal slices, each split into heads.
-  const [q, k, v] = ops
-    .linearSplit(x, p.qkv.weight, p.qkv.bias, 3)
-    .map((t) => ops.rearrange(t, 'b n (h d) -> b h n d', { h: heads }));
-  // softmax(q·kᵀ / √d)·v per head; eager.ts writes it as two einsum patterns.
-  const { out: attended, probs } = ops.attention(q, k, v, (dim / heads) ** -0.5, rates.attention);
+  const heads = form.heads;
+  const split = (t: T) => ops.rearrange(t, 'b n (h d) -> b h n d', { h: heads });
+  let q: T, k: T, v: T;
+  if (form.sharedQkv) {
+    // The from-scratch tutorial computes q, k and v all with its `key` layer: the k rows of qkv.
+    const rows = (ops.shape(p.qkv.weight)[0] as number) / 3;
+    const w = ops.unpack(p.qkv.weight, [[rows], [rows], [rows]], '* i')[1];
+    const b = p.qkv.bias ? ops.unpack(p.qkv.bias, [[rows], [rows], [rows]], '*')[1] : undefined;
+    q = k = v = split(ops.linear(x, w, b));
+  } else {
+    // qkv output features are (qkv h d): three equal slices, each split into heads.
+    [q, k, v] = ops.linearSplit(x, p.qkv.weight, p.qkv.bias, 3).map(split);
+  }
+  let attended: T, probs: T;
+  if (form.scaleAt === 'logits' && form.softmax === 'keys') {
+    // softmax(q·kᵀ·scale)·v per head; eager.ts writes it as two einsum patterns, trace.ts as one node.
+    ({ out: attended, probs } = ops.attention(q, k, v, form.scale, rates.attention));
+  } else {
+    // The tutorials' variants, written out: scores laid out with the softmax axis last.
+    const keysLast = form.softmax === 'keys';
+    let scores = ops.einsum(keysLast ? 'b h q d, b h k d -> b h q k' : 'b h q d, b h k d -> b h k q', q, k);
+    if (form.scaleAt === 'logits') scores = ops.scale(scores, form.scale);
+    let weights = ops.softmax(scores);
+    if (form.scaleAt === 'probs') weights = ops.scale(weights, form.scale);
+    attended = ops.einsum(
+      keysLast ? 'b h q k, b h k d -> b h q d' : 'b h k q, b h k d -> b h q d',
+      ops.dropout(weights, rates.attention),
+      v,
+    );
+    probs = keysLast ? weights : ops.rearrange(weights, 'b h k q -> b h q k');
+  }
   const merged = ops.rearrange(attended, 'b h n d -> b n (h d)');
-  const out = ops.dropout(ops.linear(merged, p.proj.weight, p.proj.bias), rates.hidden);
-  return { out, probs };
+  const projected = p.proj ? ops.linear(merged, p.proj.weight, p.proj.bias) : merged;
+  return { out: ops.dropout(projected, rates.hidden), probs };
 }
 
 /**
@@ -60,13 +114,14 @@ export function mlp<T, D>(
   act: ViTConfig['hidden_act'],
   rates: NetworkRates,
 ): T {
-  const h = ops.dropout(ops.activation(ops.linear(x, p.fc1.weight, p.fc1.bias), act), rates.hidden);
+  const fc1 = ops.linear(x, p.fc1.weight, p.fc1.bias);
+  const h = ops.dropout(act === 'linear' ? fc1 : ops.activation(fc1, act), rates.hidden);
   return ops.dropout(ops.linear(h, p.fc2.weight, p.fc2.bias), rates.hidden);
 }
 
 /**
  * One pre-norm block: `x + Attn(LN1(x))`, then `+ MLP(LN2(x))`, each branch scaled by LayerScale when
- * the model has it.
+ * the model has it; with `shared_block_norm` LN1 serves both branches (its two uses see different inputs).
  *
  * @example
  * const { out, probs } = block(ops, cfg, params.blocks[0], x, rates);
@@ -83,11 +138,12 @@ export function block<T, D>(
     ops,
     ops.layerNorm(x, p.norm1.weight, p.norm1.bias, eps),
     p.attn,
-    cfg.num_attention_heads,
+    attentionForm(cfg),
     rates,
   );
   const y = ops.add(x, p.ls1 ? ops.mul(attn.out, p.ls1.gamma) : attn.out);
-  const m = mlp(ops, ops.layerNorm(y, p.norm2.weight, p.norm2.bias, eps), p.mlp, cfg.hidden_act, rates);
+  const n2 = p.norm2 ?? p.norm1;
+  const m = mlp(ops, ops.layerNorm(y, n2.weight, n2.bias, eps), p.mlp, cfg.hidden_act, rates);
   return { out: ops.add(y, p.ls2 ? ops.mul(m, p.ls2.gamma) : m), probs: attn.probs };
 }
 
@@ -128,7 +184,9 @@ export function vitNetwork<T, D>(
   const prefix = params.clsToken ? 1 : 0;
   const tokens = ops.shape(lastHiddenState)[1] as number;
   let pooled: T;
-  if (cfg.pooling === 'mean') {
+  if (cfg.pooling === 'mean_all') {
+    pooled = ops.reduce(lastHiddenState, 'b n e -> b e', 'mean');
+  } else if (cfg.pooling === 'mean') {
     const patches =
       prefix > 0 ? ops.unpack(lastHiddenState, [[prefix], [tokens - prefix]], 'b * e')[1] : lastHiddenState;
     pooled = ops.reduce(patches, 'b n e -> b e', 'mean');

@@ -24,11 +24,13 @@ export interface BlockParams<T> {
   attn: {
     /** `[3D, D]`; output features ordered `(qkv h d)`. */
     qkv: LinearParams<T>;
-    proj: LinearParams<T>;
+    /** Absent without `attention_proj`. */
+    proj?: LinearParams<T>;
   };
   /** timm LayerScale of the attention branch, `[D]` (with `layer_scale`). */
   ls1?: { gamma: T };
-  norm2: NormParams<T>;
+  /** Absent with `shared_block_norm` (norm1 serves both branches). */
+  norm2?: NormParams<T>;
   mlp: { fc1: LinearParams<T>; fc2: LinearParams<T> };
   ls2?: { gamma: T };
 }
@@ -58,8 +60,8 @@ export interface ViTParams<T> {
 /**
  * Internal (timm) parameter names and shapes for `cfg`, in a stable order (the order of the tree).
  * Absent by config: pos_embed when position_embedding is 'sinusoidal'; cls_token without a class token;
- * qkv bias when qkv_bias is false; ls1/ls2 without layer_scale; norm without final_norm; fc_norm without
- * fc_norm; head when num_labels is 0.
+ * qkv bias when qkv_bias is false; attn.proj without attention_proj; norm2 with shared_block_norm;
+ * ls1/ls2 without layer_scale; norm without final_norm; fc_norm without fc_norm; head when num_labels is 0.
  *
  * @example
  * expectedParameters(PRESETS.tiny).get('blocks.0.attn.qkv.weight'); // [288, 96]
@@ -78,11 +80,15 @@ export function expectedParameters(cfg: ViTConfig): Map<string, number[]> {
     p.set(`${b}norm1.bias`, [D]);
     p.set(`${b}attn.qkv.weight`, [3 * D, D]);
     if (cfg.qkv_bias) p.set(`${b}attn.qkv.bias`, [3 * D]);
-    p.set(`${b}attn.proj.weight`, [D, D]);
-    p.set(`${b}attn.proj.bias`, [D]);
+    if (cfg.attention_proj) {
+      p.set(`${b}attn.proj.weight`, [D, D]);
+      p.set(`${b}attn.proj.bias`, [D]);
+    }
     if (cfg.layer_scale) p.set(`${b}ls1.gamma`, [D]);
-    p.set(`${b}norm2.weight`, [D]);
-    p.set(`${b}norm2.bias`, [D]);
+    if (!cfg.shared_block_norm) {
+      p.set(`${b}norm2.weight`, [D]);
+      p.set(`${b}norm2.bias`, [D]);
+    }
     p.set(`${b}mlp.fc1.weight`, [M, D]);
     p.set(`${b}mlp.fc1.bias`, [M]);
     p.set(`${b}mlp.fc2.weight`, [D, M]);

@@ -47,6 +47,10 @@ export interface VitOps<T, D = number> {
    * `dropoutRate` applies to the probabilities in training.
    */
   attention(q: T, k: T, v: T, scale: number, dropoutRate: number): { out: T; probs: T };
+  /** Softmax over the last axis (attention written out for the tutorials' quirks). */
+  softmax(x: T): T;
+  /** `x · s` for a constant number `s` (an attention scale applied outside {@link attention}). */
+  scale(x: T, s: number): T;
   /** Elementwise sum of two tensors of one shape (the residual connections). */
   add(a: T, b: T): T;
   /** `x + b` with `b` broadcast over x's leading axes (position table). */

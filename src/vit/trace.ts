@@ -63,7 +63,7 @@ export function traceOps(g: GraphBuilder, opts: { attentionMaps?: boolean } = {}
       return linear(patches, rearrange(weight, 'e c p1 p2 -> e (c p1 p2)'), bias);
     },
     layerNorm: (x, gamma, beta, eps) => x.layerNorm(gamma, beta, eps),
-    activation: (x, name) => x.gelu(name === 'gelu' ? 'none' : 'tanh'),
+    activation: (x, name) => (name === 'linear' ? x : x.gelu(name === 'gelu' ? 'none' : 'tanh')),
     attention: (q, k, v, scale) => {
       // When the maps are outputs, the attended values use them; otherwise one attention node (the
       // emitter picks its fused form) and the probabilities are dead code the passes drop.
@@ -75,6 +75,8 @@ export function traceOps(g: GraphBuilder, opts: { attentionMaps?: boolean } = {}
         probs,
       };
     },
+    softmax: (x) => x.softmax(-1),
+    scale: (x, s) => x.mul(s),
     add: (a, b) => a.add(b),
     addBroadcast: (x, b) => x.add(b),
     mul: (x, b) => x.mul(b),

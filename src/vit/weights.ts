@@ -13,12 +13,21 @@ import { type SafetensorsFile, type TensorData, openSafetensors } from './safete
 import { type ViTConfig, gridSize, hfIncompatibilities, numPrefixTokens, numTokens } from './config.js';
 import { expectedParameters } from './params.js';
 import { sincosTable } from './posembed.js';
+import {
+  detectTutorial,
+  isTutorialNaming,
+  tutorialFromInternal,
+  tutorialRule,
+  tutorialToInternal,
+  type TutorialRule,
+} from './tutorials.js';
+import type { TutorialNaming } from './config.js';
 
 export type { TensorData } from './safetensors.js';
 export { expectedParameters } from './params.js';
 
-/** Key naming schemes of checkpoints this module reads. */
-export type Naming = 'hf' | 'hf-base' | 'timm' | 'torchvision';
+/** Key naming schemes of checkpoints this module reads (tutorials.ts holds the tutorials' tables). */
+export type Naming = 'hf' | 'hf-base' | 'timm' | 'torchvision' | TutorialNaming;
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
@@ -93,7 +102,7 @@ const BLOCK_RE = /^blocks\.(\d+)\.(.+)$/;
  * (query, key, value) whose rows concatenate to the internal tensor. Undefined when that library has
  * no such parameter (e.g. HF has no LayerScale or fc_norm).
  */
-export function externalNames(name: string, naming: Naming): string[] | undefined {
+export function externalNames(name: string, naming: Exclude<Naming, TutorialNaming>): string[] | undefined {
   if (naming === 'timm') return [name];
   const m = BLOCK_RE.exec(name);
   if (naming === 'torchvision') {
@@ -115,8 +124,22 @@ export function externalNames(name: string, naming: Naming): string[] | undefine
 
 const HEAD_INTERNAL = new Set(['head.weight', 'head.bias']);
 
+/**
+ * Where internal parameter `name` (of `shape`) lives under `naming`: its keys, the shape of each, and
+ * for the tutorials the pattern joining them. HF's query/key/value rows simply concatenate.
+ */
+function ruleFor(name: string, shape: number[], naming: Naming, cfg: ViTConfig): TutorialRule | undefined {
+  if (isTutorialNaming(naming)) return tutorialRule(name, naming, cfg);
+  const keys = externalNames(name, naming);
+  if (keys === undefined) return undefined;
+  return { keys, partShape: keys.length === 1 ? shape : [shape[0] / keys.length, ...shape.slice(1)] };
+}
+
 /** External keys that may sit in a file of `naming` without a counterpart, and why. */
 function skippable(key: string, naming: Naming, cfg: ViTConfig, ignoreHead: boolean): boolean {
+  if (isTutorialNaming(naming)) {
+    return ignoreHead && [...HEAD_INTERNAL].some((h) => tutorialRule(h, naming, cfg)?.keys.includes(key));
+  }
   if ((naming === 'hf' || naming === 'hf-base') && /^(vit\.)?pooler\.dense\.(weight|bias)$/.test(key))
     return true;
   if (cfg.position_embedding === 'sinusoidal' && externalNames('pos_embed', naming)?.includes(key))
@@ -131,7 +154,8 @@ function skippable(key: string, naming: Naming, cfg: ViTConfig, ignoreHead: bool
 /**
  * Which library's names a checkpoint uses: 'hf' (ViTForImageClassification, keys under `vit.`),
  * 'hf-base' (ViTModel: `embeddings.*`, `encoder.layer.*`, maybe `pooler.*`), 'timm' (`blocks.*`,
- * `patch_embed.*`) or 'torchvision' (`conv_proj.*`, `encoder.layers.*`).
+ * `patch_embed.*`), 'torchvision' (`conv_proj.*`, `encoder.layers.*`) or one of the seed tutorials'
+ * namings (see tutorials.detectTutorial).
  *
  * @example
  * detectNaming(openSafetensors('model.safetensors').keys()); // 'hf'
@@ -143,9 +167,11 @@ export function detectNaming(keys: Iterable<string>): Naming {
   if (any(/^(embeddings\.|encoder\.layer\.\d)/)) return 'hf-base';
   if (any(/^(blocks\.\d|patch_embed\.)/)) return 'timm';
   if (any(/^(conv_proj\.|encoder\.layers\.encoder_layer_|class_token$)/)) return 'torchvision';
+  const tutorial = detectTutorial(all);
+  if (tutorial) return tutorial;
   const shown = all.slice(0, 5).join(', ');
   throw new CheckpointError(
-    `cannot tell the checkpoint naming (HF, timm or torchvision ViT) from its ${all.length} keys: ${shown}${all.length > 5 ? ', ...' : ''}`,
+    `cannot tell the checkpoint naming (HF, timm, torchvision ViT or a seed tutorial's) from its ${all.length} keys: ${shown}${all.length > 5 ? ', ...' : ''}`,
     { rule: 'checkpoint-naming' },
   );
 }
@@ -212,18 +238,17 @@ function convertIn(
   const problems: string[] = [];
   const hints = new Set<string>();
   const used = new Set<string>();
-  const plan: [string, number[], string[]][] = [];
+  const plan: [string, number[], TutorialRule][] = [];
   for (const [name, shape] of expected) {
     if (ignoreHead && HEAD_INTERNAL.has(name)) continue;
-    const ext = externalNames(name, naming);
-    if (ext === undefined) {
+    const rule = ruleFor(name, shape, naming, cfg);
+    if (rule === undefined) {
       problems.push(
         `  unsupported ${name}: the config needs it but ${naming} checkpoints have no such parameter`,
       );
       continue;
     }
-    // Three sources split the internal rows evenly (HF query/key/value).
-    const partShape = ext.length === 1 ? shape : [shape[0] / ext.length, ...shape.slice(1)];
+    const { keys: ext, partShape } = rule;
     let ok = true;
     for (const key of ext) {
       used.add(key);
@@ -245,7 +270,7 @@ function convertIn(
         ok = false;
       }
     }
-    if (ok) plan.push([name, shape, ext]);
+    if (ok) plan.push([name, shape, rule]);
   }
   for (const key of src.keys()) {
     if (used.has(key) || skippable(key, naming, cfg, ignoreHead)) continue;
@@ -265,7 +290,18 @@ function convertIn(
     throw new CheckpointError(lines.join('\n'), { rule: 'checkpoint-mismatch' });
   }
   const out = new Map<string, TensorData>();
-  for (const [name, shape, ext] of plan) {
+  for (const [name, shape, rule] of plan) {
+    const ext = rule.keys;
+    if (isTutorialNaming(naming)) {
+      out.set(
+        name,
+        tutorialToInternal(
+          rule,
+          ext.map((k) => src.read(k)),
+        ),
+      );
+      continue;
+    }
     if (ext.length === 1) {
       out.set(name, { shape: [...shape], data: src.read(ext[0]) });
       continue;
@@ -292,9 +328,9 @@ function convertIn(
 export function loadCheckpoint(
   file: SafetensorsFile,
   cfg: ViTConfig,
-  opts: { ignoreHead?: boolean } = {},
+  opts: { ignoreHead?: boolean; naming?: Naming } = {},
 ): Map<string, TensorData> {
-  const naming = detectNaming(file.keys());
+  const naming = opts.naming ?? detectNaming(file.keys());
   return convertIn(fileKeySource(file), naming, cfg, opts.ignoreHead ?? false);
 }
 
@@ -365,6 +401,12 @@ export function toNaming(
   }
   const unsupported: string[] = [];
   for (const [name, t] of all) {
+    if (isTutorialNaming(naming)) {
+      const rule = tutorialRule(name, naming, cfg);
+      if (rule === undefined) unsupported.push(name);
+      else tutorialFromInternal(rule, t).forEach((p, j) => out.set(rule.keys[j], p));
+      continue;
+    }
     const ext = externalNames(name, naming);
     if (ext === undefined) {
       unsupported.push(name);

@@ -19,7 +19,13 @@ import {
   type Served,
 } from './browser.js';
 import type {} from '../../web/src/hook.js';
-import { GPU_REFERENCE_TOLERANCE, KNOWN_GPU_DIFFERENCES } from '../gpu/expectations.js';
+import {
+  ADAMW_STEP_TOLERANCE,
+  GPU_GRADIENT_TOLERANCE,
+  GPU_REFERENCE_TOLERANCE,
+  KNOWN_GPU_DIFFERENCES,
+} from '../gpu/expectations.js';
+import type { LastRun } from '../../web/src/hook.js';
 
 const available = browserAvailable();
 const SLOW = 600_000;
@@ -87,6 +93,29 @@ async function useBackend(page: Page, name: string): Promise<string> {
   });
   await page.evaluate(() => window.einvit.idle());
   return page.evaluate(() => window.einvit.tf.getBackend());
+}
+
+async function useRuntime(page: Page, name: string): Promise<LastRun> {
+  await page.selectOption('#runtime', name);
+  await page.waitForFunction((n) => document.getElementById('runtime-active')?.dataset.runtime === n, name, {
+    timeout: SLOW,
+  });
+  await page.evaluate(() => window.einvit.idle());
+  return page.evaluate(() => window.einvit.lastRun());
+}
+
+/**
+ * onnxruntime-web against tfjs on the same image: same top-5 labels, probabilities and attention map
+ * within 1e-4 (both float32; onnxruntime fuses LayerNorm/GELU/attention and sums in its own order,
+ * measured differences ~1e-6).
+ */
+function expectSameRun(ort: LastRun, tfjs: LastRun): void {
+  expect(ort.top.map((t) => t.label)).toEqual(tfjs.top.map((t) => t.label));
+  ort.top.forEach((t, i) => expect(Math.abs(t.prob - tfjs.top[i].prob)).toBeLessThan(1e-4));
+  expect(ort.attention.length).toBe(tfjs.attention.length);
+  expect(ort.attention.length).toBe(16);
+  const worst = Math.max(...ort.attention.map((v, i) => Math.abs(v - tfjs.attention[i])));
+  expect(worst).toBeLessThan(1e-4);
 }
 
 describe.skipIf(!available)('the demo page in chromium', () => {
@@ -169,6 +198,44 @@ describe.skipIf(!available)('the demo page in chromium', () => {
     timings.push(`wasm: ${await page.textContent('#ms')}`);
     await shot(page, 'digit-0-wasm');
   });
+
+  it.each(['ort-wasm', 'ort-webgpu'] as const)(
+    'runs the digit on onnxruntime-web (%s): the model traced in the page, same prediction and attention as tfjs',
+    async (runtime) => {
+      const { page } = b;
+      await page.locator('#vit').scrollIntoViewIfNeeded();
+      await draw(page, ONE);
+      const tfjs = await page.evaluate(() => window.einvit.lastRun());
+      expect(tfjs.runtime).toBe('tfjs');
+      expect(tfjs.top[0].label).toBe('1');
+      const ort = await useRuntime(page, runtime);
+      expect(ort.runtime).toBe(runtime);
+      expect(await page.getAttribute('#ms', 'data-runtime')).toBe(runtime);
+      expect(await page.textContent('#ms')).toMatch(/ms per image on onnxruntime-web (wasm|webgpu)$/);
+      expect(await page.textContent('#demo-message')).toBe('');
+      expect(await page.textContent('#runtime-detail')).toMatch(/ONNX traced and emitted in the page/);
+      expectSameRun(ort, tfjs);
+      if (runtime === 'ort-webgpu') {
+        // The WebGPU provider's profiler saw the model's heavy kernels run as shaders.
+        for (const k of ['MatMul', 'Softmax', 'LayerNormalization']) expect(ort.gpuKernels).toContain(k);
+      } else {
+        expect(ort.gpuKernels).toEqual([]);
+      }
+      // A new drawing runs on onnxruntime-web too, and matches tfjs on it.
+      await draw(page, ZERO);
+      const ortZero = await page.evaluate(() => window.einvit.lastRun());
+      expect(ortZero.runtime).toBe(runtime);
+      expect(ortZero.top[0].label).toBe('0');
+      timings.push(
+        `${runtime}: ${await page.textContent('#ms')} (${await page.textContent('#runtime-detail')})`,
+      );
+      await shot(page, `digit-0-${runtime}`);
+      const back = await useRuntime(page, 'tfjs');
+      expect(back.runtime).toBe('tfjs');
+      expectSameRun(ortZero, back);
+    },
+    SLOW,
+  );
 
   it('takes dropped images, and says on the page when a file is not an image or a folder has no config.json', async () => {
     const { page } = b;
@@ -275,6 +342,33 @@ describe.skipIf(!available)('the demo page in chromium', () => {
         const failed = results.r.filter((x) => !x.passed);
         expect(failed.map((x) => `${x.id}: ${x.detail}`)).toEqual([]);
         expect(results.r.length).toBeGreaterThan(300);
+      },
+      SLOW,
+    );
+
+    it(
+      "computes one training step's gradients and AdamW update as wasm does",
+      async () => {
+        const { page } = b;
+        const r = await page.evaluate((n) => window.einvit.gradientCheck(n, 'wasm'), name);
+        // The check leaves wasm active; give the page back the backend this block runs on.
+        expect(await useBackend(page, name)).toBe(name);
+        expect(r.backend).toBe(name);
+        expect(r.missing).toEqual([]);
+        expect(r.diffs.length).toBe(56);
+        expect(r.leaked).toBe(0);
+        expect(Math.abs(r.loss.gpu - r.loss.reference)).toBeLessThan(1e-5);
+        for (const d of r.diffs) expect(d.grad, d.name).toBeLessThan(GPU_GRADIENT_TOLERANCE);
+        for (const d of r.diffs) expect(d.param, d.name).toBeLessThanOrEqual(ADAMW_STEP_TOLERANCE.maxInLr);
+        const off = r.diffs.reduce((a, d) => a + d.paramOff, 0);
+        const size = r.diffs.reduce((a, d) => a + d.size, 0);
+        expect(off / size).toBeLessThan(ADAMW_STEP_TOLERANCE.offFraction);
+        const worst = r.diffs.reduce((a, d) => (d.grad > a.grad ? d : a));
+        timings.push(
+          `${name} training step: ${r.ms.gpu.toFixed(0)} ms (wasm ${r.ms.reference.toFixed(0)} ms); ` +
+            `worst gradient ${worst.grad.toExponential(2)} (${worst.name}); ` +
+            `AdamW: ${off}/${size} elements off by > 1% of lr, max ${Math.max(...r.diffs.map((d) => d.param)).toFixed(3)} lr`,
+        );
       },
       SLOW,
     );

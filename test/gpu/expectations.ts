@@ -34,3 +34,23 @@ export const KNOWN_GPU_DIFFERENCES: Record<'webgl' | 'webgpu', Map<string, strin
     ['reduce-0082', BOOL_REDUCE],
   ]),
 };
+
+/**
+ * One eager training step on a GPU backend against wasm (web/src/gradients.ts: tiny ViT, batch 8,
+ * dropout 0.1, label smoothing 0.1). Gradients: max |gpu - wasm| / max |wasm| per parameter. Measured
+ * at most 1.6e-6 (WebGL on llvmpipe) and 1.4e-6 (WebGPU on SwiftShader): float32 everywhere, the
+ * difference is summation order (GPU reductions and matMuls sum in tiles and trees, XNNPACK and the
+ * wasm kernels in their own order), growing with the reduced length (136 token rows, 96-192 features)
+ * as ~sqrt(n) * 6e-8. 1e-5 leaves ~6x margin and still catches a wrong kernel (errors of 1e-3 and up).
+ */
+export const GPU_GRADIENT_TOLERANCE = 1e-5;
+
+/**
+ * The parameters after one AdamW step, in units of the learning rate. AdamW's first step moves every
+ * element by lr * g / (|g| + eps): ±lr where |g| >> eps = 1e-8, so rounding in g changes nothing
+ * there; only elements whose gradient is itself ~1e-8 (float noise next to a max of ~1e-1) move by a
+ * rounding-sensitive amount. Measured: 12-13 of ~300k elements differ by more than 1% of lr, by at
+ * most 0.22 lr. Accepted: no element off by more than one step's size, at most 1e-4 of the elements
+ * off by more than 1% of it.
+ */
+export const ADAMW_STEP_TOLERANCE = { maxInLr: 1, offFraction: 1e-4 };

@@ -8,6 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ready } from '../../src/backends/index.js';
 import { tf } from '../../src/tf.js';
+import { RuntimeFailure } from '../../src/errors.js';
+import { TfjsEngine } from '../../src/train/engine-tfjs.js';
+import { AdamW } from '../../src/train/optimizer.js';
+import { PRESETS } from '../../src/vit/config.js';
+import { ViT } from '../../src/vit/model.js';
 import { checkReference, parseCases, runConformance } from '../../web/src/checks.js';
 import { GPU_REFERENCE_TOLERANCE, KNOWN_GPU_DIFFERENCES } from './expectations.js';
 
@@ -67,6 +72,18 @@ describe.skipIf(!backend)('tfjs WebGPU backend in Node (Dawn)', () => {
       expect(err, name).toBeLessThan(GPU_REFERENCE_TOLERANCE);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the tfjs training engine refuses webgpu in Node before training, with our error', async () => {
+    const model = ViT.create({ ...PRESETS.tiny, num_hidden_layers: 1 }, 0);
+    const opt = new AdamW(model.parameters(), { weightDecay: 0.05 });
+    const before = tf.memory().numTensors;
+    await expect(TfjsEngine.create(model, opt, 0)).rejects.toThrow(RuntimeFailure);
+    await expect(TfjsEngine.create(model, new AdamW(model.parameters()), 0)).rejects.toThrow(
+      /cannot train on the webgpu backend outside a browser.*--engine onnxruntime/,
+    );
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
+    model.dispose();
   });
 
   // Last: these leave invalid pipelines behind. When tfjs fixes them this fails; then drop them

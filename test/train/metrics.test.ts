@@ -124,9 +124,10 @@ describe('Progress (plain mode)', () => {
     expect(lines).toHaveLength(1); // 95%: the first step of 5% after the 90% already done
     const [, done, rate] = /(\d+)\/10000 .* (\d+) img\/s/.exec(lines[0])!;
     expect(Number(done)).toBe(9500);
-    // 500 images in >= 50 ms: at most 10,000 img/s (counting the 9,000 gave >= 190,000 img/s)
+    // 500 images in about 50 ms: near 10,000 img/s (counting the 9,000 gave >= 190,000 img/s). Node's
+    // timers may fire up to a millisecond early against performance.now() (seen: 10,003 img/s).
     expect(Number(rate)).toBeGreaterThan(0);
-    expect(Number(rate)).toBeLessThanOrEqual(Math.ceil(500 / 0.05));
+    expect(Number(rate)).toBeLessThanOrEqual(Math.ceil(500 / 0.048));
     expect(Number(rate)).toBeGreaterThanOrEqual(Math.floor((0.9 * 500) / seconds));
   });
 

@@ -74,7 +74,7 @@ describe('parameter tree', () => {
       buildParams(FULL, (_n, s) => s),
       (s) => s.reduce((a, b) => a * b, 1),
     );
-    expect(sizes.blocks[0].attn.proj.weight).toBe(FULL.hidden_size ** 2);
+    expect(sizes.blocks[0].attn.proj?.weight).toBe(FULL.hidden_size ** 2);
     const broken = buildParams(FULL, (n) => n);
     delete broken.blocks[1].attn.qkv.bias;
     delete broken.head;

@@ -4,7 +4,17 @@ import { overlayHeatmap, upscaleNearest } from '../../src/image/draw.js';
 import { resizeBilinear } from '../../src/image/resize.js';
 import { CheckpointError, DataError } from '../../src/errors.js';
 import { tf } from '../../src/tf.js';
-import { classify, describeError, fetchViT, loadViTFromFiles, type LoadedModel } from './model.js';
+import {
+  classify,
+  classifyOrt,
+  describeError,
+  fetchViT,
+  loadViTFromFiles,
+  type Classification,
+  type LoadedModel,
+} from './model.js';
+import type { LastRun, Runtime } from './hook.js';
+import { compileForOrt, releaseOrt, type OrtModel, type OrtProvider } from './ort.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -12,6 +22,10 @@ let loaded: LoadedModel | undefined;
 /** The image last classified, kept so a backend switch can re-run it. */
 let lastImage: RgbImage | undefined;
 let warmBackend = '';
+
+let runtime: Runtime = 'tfjs';
+/** The onnxruntime-web session of the loaded model, for one provider (built on first use). */
+let compiled: { for: LoadedModel; provider: OrtProvider; model: Promise<OrtModel> } | undefined;
 /** Serialises runs: a backend switch or a new stroke waits for the running classification. */
 let queue: Promise<void> = Promise.resolve();
 
@@ -106,15 +120,71 @@ function inputSide(m: LoadedModel): number {
   return typeof m.pre.size === 'number' ? m.pre.size : m.pre.size[0];
 }
 
+/** The session for `m` on `provider`, traced and compiled on first use. */
+function ortModel(m: LoadedModel, provider: OrtProvider): Promise<OrtModel> {
+  if (compiled?.for !== m || compiled.provider !== provider) {
+    const old = compiled?.model;
+    compiled = { for: m, provider, model: compileForOrt(m.model, provider) };
+    // Release the old session; if it failed to start there is nothing to release.
+    void old?.then(releaseOrt, () => undefined);
+    const mine = compiled;
+    // A session that failed to start is retried on the next run, not cached.
+    compiled.model.catch(() => {
+      if (compiled === mine) compiled = undefined;
+    });
+  }
+  return compiled.model;
+}
+
+/** What ran, as the page shows it. */
+export function runtimeLabel(): string {
+  return runtime === 'tfjs' ? `tfjs ${tf.getBackend()}` : `onnxruntime-web ${runtime.slice(4)}`;
+}
+
+async function classifyWith(m: LoadedModel, img: RgbImage): Promise<Classification> {
+  if (runtime === 'tfjs') {
+    // The first run on a backend compiles its shaders: run once untimed so ms shows the steady state.
+    if (warmBackend !== tf.getBackend()) {
+      await classify(m, img);
+      warmBackend = tf.getBackend();
+    }
+    return classify(m, img);
+  }
+  const provider = runtime === 'ort-wasm' ? 'wasm' : 'webgpu';
+  const session = await ortModel(m, provider);
+  const info = `ONNX traced and emitted in the page: ${(session.onnxBytes / 1e6).toFixed(2)} MB in ${session.compileMs.toFixed(0)} ms`;
+  $('runtime-detail').textContent = info;
+  // As on tfjs: the first run of a session is its warm-up (kernel and shader set-up).
+  await classifyOrt(m, session, img);
+  const result = await classifyOrt(m, session, img);
+  lastGpuKernels = [...session.gpuKernels].sort();
+  if (provider === 'webgpu') {
+    $('runtime-detail').textContent = `${info}; ${lastGpuKernels.length} kernel types ran on the GPU`;
+  }
+  return result;
+}
+
+/** Kernel types the WebGPU provider ran in the last onnxruntime-web run (for the e2e test). */
+let lastGpuKernels: string[] = [];
+
+/** What ran the last classification. */
+export function lastRun(): LastRun {
+  return {
+    runtime,
+    label: runtimeLabel(),
+    gpuKernels: runtime === 'ort-webgpu' ? lastGpuKernels : [],
+    top: lastResult?.top ?? [],
+    attention: lastResult?.attention ? Array.from(lastResult.attention.data) : [],
+  };
+}
+
+let lastResult: Classification | undefined;
+
 async function runModel(img: RgbImage): Promise<void> {
   if (!loaded) return;
   const m = loaded;
-  // The first run on a backend compiles its shaders: run once untimed so ms shows the steady state.
-  if (warmBackend !== tf.getBackend()) {
-    await classify(m, img);
-    warmBackend = tf.getBackend();
-  }
-  const result = await classify(m, img);
+  const result = await classifyWith(m, img);
+  lastResult = result;
   const list = $('top5');
   list.replaceChildren(
     ...result.top.map((t) => {
@@ -124,8 +194,11 @@ async function runModel(img: RgbImage): Promise<void> {
       return li;
     }),
   );
-  $('ms').textContent = `${result.ms.toFixed(1)} ms per image on ${tf.getBackend()}`;
+  $('ms').textContent = `${result.ms.toFixed(1)} ms per image on ${runtimeLabel()}`;
   $('ms').dataset.backend = tf.getBackend();
+  $('ms').dataset.runtime = runtime;
+  $('runtime-active').textContent = runtimeLabel();
+  $('runtime-active').dataset.runtime = runtime;
   const side = inputSide(m);
   const seen = img.width === side && img.height === side ? img : resizeBilinear(img, side, side);
   const shown = result.attention
@@ -151,6 +224,18 @@ function submit(img: RgbImage): Promise<void> {
 /** Re-runs the last image (after a backend switch), so the ms shown is the new backend's. */
 export function rerun(): Promise<void> {
   return lastImage ? submit(lastImage) : queue;
+}
+
+/**
+ * Switches the runtime of the demo and re-runs the last image on it.
+ *
+ * @example
+ * await setRuntime('ort-wasm');
+ */
+export function setRuntime(next: Runtime): Promise<void> {
+  runtime = next;
+  if (next === 'tfjs') $('runtime-detail').textContent = '';
+  return rerun();
 }
 
 /** Waits for the classification in flight (used by the end-to-end test through window.einvit). */
@@ -302,6 +387,9 @@ function setModel(next: LoadedModel): void {
   const old = loaded;
   loaded = next;
   warmBackend = '';
+  const oldSession = compiled?.model;
+  compiled = undefined;
+  void queue.then(() => oldSession?.then(releaseOrt, () => undefined));
   const c = next.model.config;
   $('model-name').textContent =
     `${next.name} (${c.image_size}px, patch ${c.patch_size}, ${c.num_hidden_layers} layers, ` +

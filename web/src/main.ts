@@ -3,10 +3,10 @@ import { tf } from '../../src/tf.js';
 import { switchBackend } from './backend.js';
 import { initPlayground } from './playground.js';
 import { grammarHtml } from './grammar.js';
-import { idle, initDemo, rerun } from './demo.js';
+import { idle, initDemo, lastRun, rerun, setRuntime } from './demo.js';
 import { checkReference, GPU_TOLERANCE, parseCases, runConformance } from './checks.js';
 import { describeError } from './model.js';
-import type { EinvitHook } from './hook.js';
+import type { EinvitHook, Runtime } from './hook.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -37,6 +37,20 @@ async function selectBackend(wanted: string): Promise<void> {
   await rerun();
 }
 
+const RUNTIMES: readonly Runtime[] = ['tfjs', 'ort-wasm', 'ort-webgpu'];
+
+async function selectRuntime(wanted: string): Promise<void> {
+  const select = $<HTMLSelectElement>('runtime');
+  const next = (RUNTIMES as readonly string[]).includes(wanted) ? (wanted as Runtime) : 'tfjs';
+  select.value = next;
+  select.disabled = true;
+  try {
+    await setRuntime(next);
+  } finally {
+    select.disabled = false;
+  }
+}
+
 async function runCheck(): Promise<string> {
   const out = $('check-result');
   out.textContent = `running on ${tf.getBackend()}…`;
@@ -52,12 +66,17 @@ async function runCheck(): Promise<string> {
 const hook: Omit<EinvitHook, 'started'> = {
   tf,
   selectBackend,
+  selectRuntime,
+  lastRun,
   idle,
   runConformance,
   checkReference,
   parseCases,
   GPU_TOLERANCE,
   runCheck,
+  // Loaded only when called: the trainer's code is not part of the page otherwise.
+  gradientCheck: async (backend, reference) =>
+    (await import('./gradients.js')).gradientCheck(backend, reference),
 };
 
 async function start(): Promise<void> {
@@ -71,8 +90,12 @@ async function start(): Promise<void> {
   $('run-check').addEventListener('click', () => {
     runCheck().catch((e: unknown) => ($('check-result').textContent = describeError(e)));
   });
+  const runtime = $<HTMLSelectElement>('runtime');
+  runtime.addEventListener('change', () => void selectRuntime(runtime.value));
   await selectBackend(wanted);
   await initDemo();
+  const wantedRuntime = new URLSearchParams(location.search).get('runtime');
+  if (wantedRuntime) await selectRuntime(wantedRuntime);
 }
 
 window.einvit = { ...hook, started: start() };

@@ -10,6 +10,7 @@ import { preprocessingFromJson } from '../../src/vit/preprocessor.js';
 import { classTokenAttention } from '../../src/vit/attention.js';
 import { preprocess, type PreprocessConfig } from '../../src/image/preprocess.js';
 import type { RgbImage } from '../../src/image/decode.js';
+import { runOrt, type OrtModel } from './ort.js';
 
 /** A model with the preprocessing its folder asks for. */
 export interface LoadedModel {
@@ -95,40 +96,96 @@ export interface Classification {
   ms: number;
 }
 
-/**
- * Runs the model on one image: preprocess, forward with attentions, top-k and the class-token map.
- * `ms` is the wall time of the forward pass through the results' download (so it covers GPU work).
- *
- * @example
- * const { top, attention } = await classify(loaded, img);
- */
-export async function classify(loaded: LoadedModel, img: RgbImage, k = 5): Promise<Classification> {
+/** The model's input for one image: NCHW float32 pixels as its preprocessor makes them. */
+export function modelInput(loaded: LoadedModel, img: RgbImage): { data: Float32Array; dims: number[] } {
   const { model, pre } = loaded;
   const x = preprocess(img, pre);
   if (x.channels !== model.config.num_channels) {
     throw new DataError(`the image has ${x.channels} channels, the model takes ${model.config.num_channels}`);
   }
-  const t0 = performance.now();
-  const gh = x.height / model.config.patch_size;
-  const gw = x.width / model.config.patch_size;
+  return { data: x.data, dims: [1, x.channels, x.height, x.width] };
+}
+
+/**
+ * Top-k classes and the class-token map from a forward pass's logits `[1, classes]` and attention
+ * probabilities (one `[1, heads, T, T]` tensor per layer): the same code for every runtime, so tfjs
+ * and onnxruntime-web results are drawn alike. Disposes nothing it was given.
+ */
+async function summarise(
+  loaded: LoadedModel,
+  logits: tf.Tensor,
+  attentions: tf.Tensor[],
+  k: number,
+): Promise<Omit<Classification, 'ms'>> {
+  const cfg = loaded.model.config;
+  const side = cfg.image_size / cfg.patch_size;
   const [probs, att] = tf.tidy(() => {
-    const pixels = tf.tensor4d(x.data, [1, x.channels, x.height, x.width]);
-    const out = model.forward(pixels, { outputAttentions: true });
-    const p = tf.softmax(out.logits);
-    const a = model.config.class_token ? classTokenAttention(out.attentions!, gh, gw) : undefined;
+    const p = tf.softmax(logits);
+    const a = cfg.class_token ? classTokenAttention(attentions, side, side) : undefined;
     return [p, a] as const;
   });
   try {
     const [pv, av] = await Promise.all([probs.data(), att ? att.data() : Promise.resolve(undefined)]);
-    const ms = performance.now() - t0;
-    const labels = model.config.id2label ?? {};
+    const labels = cfg.id2label ?? {};
     const order = Array.from(pv.keys()).sort((a, b) => pv[b] - pv[a]);
     const top = order.slice(0, k).map((i) => ({ label: labels[String(i)] ?? `LABEL_${i}`, prob: pv[i] }));
-    const attention = av ? { data: Float32Array.from(av), width: gw, height: gh } : undefined;
-    return { top, attention, ms };
+    const attention = av ? { data: Float32Array.from(av), width: side, height: side } : undefined;
+    return { top, attention };
   } finally {
     probs.dispose();
     att?.dispose();
+  }
+}
+
+/**
+ * Runs the model on one image with tfjs: preprocess, forward with attentions, top-k and the
+ * class-token map. `ms` is the wall time of the forward pass through the download of its outputs
+ * (so it covers GPU work).
+ *
+ * @example
+ * const { top, attention } = await classify(loaded, img);
+ */
+export async function classify(loaded: LoadedModel, img: RgbImage, k = 5): Promise<Classification> {
+  const x = modelInput(loaded, img);
+  const t0 = performance.now();
+  const { logits, attentions = [] } = tf.tidy(() => {
+    const o = loaded.model.forward(tf.tensor4d(x.data, x.dims as [number, number, number, number]), {
+      outputAttentions: true,
+    });
+    return { logits: o.logits, attentions: o.attentions ?? [] };
+  });
+  try {
+    // Wait for the device: the time covers the forward pass, not just its dispatch.
+    await Promise.all([logits.data(), ...attentions.map((a) => a.data())]);
+    const ms = performance.now() - t0;
+    return { ...(await summarise(loaded, logits, attentions, k)), ms };
+  } finally {
+    tf.dispose([logits, ...attentions]);
+  }
+}
+
+/**
+ * As {@link classify} on onnxruntime-web: the model traced and emitted by einvit, run by `ort`.
+ *
+ * @example
+ * const { top } = await classifyOrt(loaded, await compileForOrt(loaded.model, 'wasm'), img);
+ */
+export async function classifyOrt(
+  loaded: LoadedModel,
+  compiled: OrtModel,
+  img: RgbImage,
+  k = 5,
+): Promise<Classification> {
+  const x = modelInput(loaded, img);
+  const t0 = performance.now();
+  const out = await runOrt(compiled, x.data, x.dims);
+  const ms = performance.now() - t0;
+  const logits = tf.tensor2d(out.logits, [1, out.logits.length]);
+  const attentions = out.attentions.map((a) => tf.tensor(a.data, a.dims));
+  try {
+    return { ...(await summarise(loaded, logits, attentions, k)), ms };
+  } finally {
+    tf.dispose([logits, ...attentions]);
   }
 }
 
