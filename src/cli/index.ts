@@ -108,6 +108,16 @@ program
     'random shift augmentation in pixels (0: off)',
     numberFlag('shift', { integer: true, min: 0 }),
   )
+  .option(
+    '--rotate <deg>',
+    'random rotation augmentation, up to this many degrees either way (0: off)',
+    numberFlag('rotate', { min: 0 }),
+  )
+  .option(
+    '--scale <x>',
+    'random zoom augmentation by a factor in [1 - x, 1 + x] (0: off)',
+    numberFlag('scale', { min: 0, below: 1 }),
+  )
   .option('--seed <n>', 'random seed (default: 0)', numberFlag('seed', { integer: true }))
   .option(
     '--engine <name>',
@@ -149,6 +159,8 @@ program
         labelSmoothing: o.labelSmoothing as number | undefined,
         clip: o.clip as number | undefined,
         shift: o.shift as number | undefined,
+        rotate: o.rotate as number | undefined,
+        scale: o.scale as number | undefined,
         seed: o.seed as number | undefined,
         engine: parseEngine(o.engine as string | undefined),
         // a resumed run keeps its own number of workers unless --workers is given

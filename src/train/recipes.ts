@@ -3,14 +3,6 @@
 // bench/recipe-results.jsonl.
 import type { TrainingRecipe } from './trainer.js';
 
-/** A recipe plus the random rotation and zoom of `makeAugment` (0 = off). */
-export interface AugmentedRecipe extends TrainingRecipe {
-  /** Random rotation, uniform in [-rotate, rotate] degrees. */
-  rotate: number;
-  /** Random zoom, a factor uniform in [1 - scale, 1 + scale]. */
-  scale: number;
-}
-
 /**
  * The main job's recipe for the tiny preset (patch 7, D 96, 4 layers, MLP 192) on the embedded MNIST
  * split: the old recipe (one-cycle to 2e-3 with 20% warm-up, AdamW 0.05, label smoothing 0.1, clip 1,
@@ -26,7 +18,7 @@ export interface AugmentedRecipe extends TrainingRecipe {
  * const o = { ...MNIST_AFFINE_RECIPE };
  * const aug = augmentFor(split, { pad: o.shift, flip: o.flip, rotate: o.rotate, scale: o.scale });
  */
-export const MNIST_AFFINE_RECIPE: Readonly<AugmentedRecipe> = Object.freeze({
+export const MNIST_AFFINE_RECIPE: Readonly<TrainingRecipe> = Object.freeze({
   epochs: 30,
   batchSize: 64,
   lr: 2e-3,
