@@ -8,7 +8,7 @@ import type { EmitOptions } from '../onnx/emit.js';
 import { compileGraph, type CompiledProgram } from '../onnx/program.js';
 import type { ViTConfig } from './config.js';
 import type { ForwardOutput, Prediction } from './model.js';
-import { topClasses } from './model.js';
+import { checkTopK, topClasses } from './model.js';
 import type { ViTParams } from './params.js';
 import type { TensorData } from './safetensors.js';
 import { PIXEL_INPUT, traceViT } from './trace.js';
@@ -182,6 +182,7 @@ export class CompiledViT {
         rule: 'no-head',
       });
     }
+    checkTopK(k, 'CompiledViT.predict');
     const { logits } = await this.forward(pixels);
     const probs = tf.softmax(logits);
     logits.dispose();

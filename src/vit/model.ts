@@ -426,6 +426,7 @@ export class ViT {
         rule: 'no-head',
       });
     }
+    checkTopK(k, 'ViT.predict');
     const probs = tf.tidy(() => tf.softmax(this.forward(pixels).logits));
     return { probs, top: topClasses(probs, k, this.config) };
   }
@@ -517,6 +518,21 @@ export class ViT {
     for (const v of this.named.values()) v.dispose();
     for (const t of this.sincos.values()) t.dispose();
     this.sincos.clear();
+  }
+}
+
+/**
+ * Throws unless `k` (how many best classes to return) is a positive integer; more than the model has
+ * classes is fine (all of them are returned).
+ *
+ * @example
+ * checkTopK(5, 'ViT.predict');
+ */
+export function checkTopK(k: number, where: string): void {
+  if (!Number.isSafeInteger(k) || k < 1) {
+    throw new UsageError(`${where}: k must be a positive integer (how many best classes), got ${String(k)}`, {
+      rule: 'top-k',
+    });
   }
 }
 

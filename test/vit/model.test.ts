@@ -499,3 +499,22 @@ describe('models HF cannot hold', () => {
     model.dispose();
   });
 });
+
+describe('ViT.predict: k', () => {
+  it('refuses a k that is not a positive integer, before running the model; clamps a large k', () => {
+    const model = ViT.create(SMALL, 1);
+    const x = tf.zeros([2, SMALL.num_channels, SMALL.image_size, SMALL.image_size]);
+    const before = tf.memory().numTensors;
+    for (const k of [0, -1, 1.5, Number.NaN]) {
+      expect(() => model.predict(x, k)).toThrow(UsageError);
+      expect(() => model.predict(x, k)).toThrow(/ViT.predict: k must be a positive integer/);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const { probs, top } = model.predict(x, 1000);
+    expect(top[0].length).toBe(SMALL.num_labels);
+    expect(top[0].map((p) => p.index).sort((a, b) => a - b)).toEqual([...Array(SMALL.num_labels).keys()]);
+    probs.dispose();
+    x.dispose();
+    model.dispose();
+  });
+});
