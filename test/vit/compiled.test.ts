@@ -13,22 +13,12 @@ import { EinopsError, UsageError } from '../../src/errors.js';
 import { ViT } from '../../src/vit/model.js';
 import { openSafetensors } from '../../src/vit/safetensors.js';
 import { exportOnnxCommand } from '../../src/cli/export-onnx.js';
+import { relError } from '../helpers/rel-error.js';
 
 const REF = fileURLToPath(new URL('../vit-reference/', import.meta.url));
 const PEERS = fileURLToPath(new URL('../peers/', import.meta.url));
 const TOL = 1e-5;
 const THREADS = 1; // the test machine is shared
-
-function relError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / scale;
-}
 
 function readIo(dir: string): Map<string, { shape: number[]; data: Float32Array }> {
   const f = openSafetensors(join(dir, 'io.safetensors'));

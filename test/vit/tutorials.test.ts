@@ -26,6 +26,7 @@ import { mapParams } from '../../src/vit/params.js';
 import { evaluate } from '../../src/ir/index.js';
 import { grad, rebuild } from '../../src/ir/grad.js';
 import { conformanceCommand } from '../../src/cli/conformance.js';
+import { relError } from '../helpers/rel-error.js';
 
 const SEEDS = fileURLToPath(new URL('../seed-models/', import.meta.url));
 const FOLDERS: [string, TutorialNaming][] = [
@@ -42,17 +43,6 @@ function readAll(file: string): Map<string, TensorData> {
   } finally {
     f.close();
   }
-}
-
-function relError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / scale;
 }
 
 /** A copy of a seed folder in a temp dir, with config.json and model.safetensors editable. */

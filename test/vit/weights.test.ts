@@ -18,6 +18,7 @@ import {
   toHuggingFace,
   toNaming,
 } from '../../src/vit/weights.js';
+import { relError } from '../helpers/rel-error.js';
 
 const REF = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'vit-reference');
 const MODELS = ['cifar-tiny', 'vit-ti-16', 'vit-s-16-hf'] as const;
@@ -73,18 +74,6 @@ function expectSame(a: Float32Array | undefined, b: Float32Array | undefined, wh
   expect(ba.equals(bb), what).toBe(true);
 }
 
-/** max |a - b| / max |b| */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
-
 /**
  * Plain-JS embeddings and block-0 attention probabilities from loaded (internal) parameters, for image
  * n of the reference io file. Matching hidden_states.0 and attentions.0 checks the patch-weight layout,
@@ -123,7 +112,7 @@ function referenceCheck(
     }
   }
   const h0 = io.get('hidden_states.0')!.data.subarray(n * T * D, (n + 1) * T * D);
-  expect(relErr(x, h0)).toBeLessThan(1e-5);
+  expect(relError(x, h0)).toBeLessThan(1e-5);
 
   // LayerNorm 1, then q and k from the fused qkv rows [0, D) and [D, 2D).
   const g = get('blocks.0.norm1.weight');
@@ -170,7 +159,7 @@ function referenceCheck(
       for (let j = 0; j < T; j++) probs[(h * T + i) * T + j] = row[j] / sum;
     }
   const a0 = io.get('attentions.0')!.data.subarray(n * H * T * T, (n + 1) * H * T * T);
-  expect(relErr(probs, a0)).toBeLessThan(1e-5);
+  expect(relError(probs, a0)).toBeLessThan(1e-5);
 }
 
 describe('reference checkpoints', () => {
