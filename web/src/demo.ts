@@ -238,9 +238,13 @@ export function setRuntime(next: Runtime): Promise<void> {
   return rerun();
 }
 
+/** A dropped or picked image being decoded: not queued yet, but idle() must wait for it too. */
+let opening: Promise<void> = Promise.resolve();
+
 /** Waits for the classification in flight (used by the end-to-end test through window.einvit). */
-export function idle(): Promise<void> {
-  return queue;
+export async function idle(): Promise<void> {
+  await opening;
+  await queue;
 }
 
 function classifyPad(): void {
@@ -348,11 +352,11 @@ function initDrop(): void {
     e.preventDefault();
     pad.classList.remove('drop');
     const file = e.dataTransfer?.files[0];
-    if (file) void openImage(file);
+    if (file) opening = openImage(file);
   });
   $<HTMLInputElement>('image-file').addEventListener('change', (e) => {
     const file = (e.target as HTMLInputElement).files?.[0];
-    if (file) void openImage(file);
+    if (file) opening = openImage(file);
   });
 }
 
