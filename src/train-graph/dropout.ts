@@ -8,10 +8,9 @@ import { GraphBuilder, sym, type Graph, type Sym } from '../ir/index.js';
 import { isSym, type Dim } from '../ir/dims.js';
 import { einsum } from '../ops.js';
 import type { ViTConfig } from '../vit/config.js';
-import { sincosTable } from '../vit/posembed.js';
 import { vitNetwork } from '../vit/network.js';
-import { mapParams, type ViTParams } from '../vit/params.js';
-import { PIXEL_INPUT, traceOps } from '../vit/trace.js';
+import type { ViTParams } from '../vit/params.js';
+import { traceInputs, traceOps } from '../vit/trace.js';
 import type { TensorData } from '../vit/safetensors.js';
 import { Rng } from '../train/random.js';
 
@@ -38,14 +37,7 @@ export function traceTrainingViT(
   params: ViTParams<TensorData>,
 ): { graph: Graph; sites: DropoutSite[] } {
   const g = new GraphBuilder();
-  const n = sym('N');
-  const pixels = g.input(PIXEL_INPUT, [n, cfg.num_channels, cfg.image_size, cfg.image_size]);
-  const tree = mapParams(cfg, params, (t, name) => g.param(name, t.data, t.shape));
-  const grid = cfg.image_size / cfg.patch_size;
-  const prefix = cfg.class_token ? 1 : 0;
-  const positions =
-    tree.posEmbed ??
-    g.constant(sincosTable(cfg.hidden_size, grid, grid, prefix), [1, grid * grid + prefix, cfg.hidden_size]);
+  const { pixels, tree, positions } = traceInputs(g, cfg, params, sym('N'));
   const sites: DropoutSite[] = [];
   const mask = (shape: readonly Dim[], rate: number): Sym => {
     const name = `dropout.${sites.length}`;

@@ -5,7 +5,7 @@
 // nodes. Inference only: dropout is the identity.
 import { CompileError } from '../errors.js';
 import { GraphBuilder, sym, type Graph, type Sym } from '../ir/index.js';
-import type { SymDim } from '../ir/dims.js';
+import type { Dim, SymDim } from '../ir/dims.js';
 import type { ViTConfig } from './config.js';
 import { sincosTable } from './posembed.js';
 import { vitNetwork } from './network.js';
@@ -119,6 +119,30 @@ export interface TraceOptions {
 export const PIXEL_INPUT = 'pixel_values';
 
 /**
+ * The graph inputs every traced ViT starts from: `pixel_values` `[batch, C, H, W]`, the parameters
+ * under timm names, and the position table (the parameter, or the fixed 2-D sine/cosine constant of
+ * configs without one).
+ *
+ * @example
+ * const { pixels, tree, positions } = traceInputs(new GraphBuilder(), cfg, model.state(), sym('N'));
+ */
+export function traceInputs(
+  g: GraphBuilder,
+  cfg: ViTConfig,
+  params: ViTParams<TensorData>,
+  batch: Dim,
+): { pixels: Sym; tree: ViTParams<Sym>; positions: Sym } {
+  const pixels = g.input(PIXEL_INPUT, [batch, cfg.num_channels, cfg.image_size, cfg.image_size]);
+  const tree = mapParams(cfg, params, (t, name) => g.param(name, t.data, t.shape));
+  const grid = cfg.image_size / cfg.patch_size;
+  const prefix = cfg.class_token ? 1 : 0;
+  const positions =
+    tree.posEmbed ??
+    g.constant(sincosTable(cfg.hidden_size, grid, grid, prefix), [1, grid * grid + prefix, cfg.hidden_size]);
+  return { pixels, tree, positions };
+}
+
+/**
  * Records the whole ViT forward pass as a graph: input `pixel_values` `[N, C, H, W]` (the config's
  * image size), parameters under timm names, outputs `logits` and the requested optional tensors (names
  * as in test/vit-reference: `pre_logits`, `last_hidden_state`, `hidden_states.i`, `attentions.i`).
@@ -134,17 +158,7 @@ export function traceViT(cfg: ViTConfig, params: ViTParams<TensorData>, opts: Tr
     });
   }
   const g = new GraphBuilder();
-  const n = batch === 'dynamic' ? sym('N') : batch;
-  const pixels = g.input(PIXEL_INPUT, [n, cfg.num_channels, cfg.image_size, cfg.image_size]);
-  const tree = mapParams(cfg, params, (t, name) => g.param(name, t.data, t.shape));
-  const grid = cfg.image_size / cfg.patch_size;
-  const positions =
-    tree.posEmbed ??
-    g.constant(sincosTable(cfg.hidden_size, grid, grid, cfg.class_token ? 1 : 0), [
-      1,
-      grid * grid + (cfg.class_token ? 1 : 0),
-      cfg.hidden_size,
-    ]);
+  const { pixels, tree, positions } = traceInputs(g, cfg, params, batch === 'dynamic' ? sym('N') : batch);
   const ops = traceOps(g, { attentionMaps: opts.outputAttentions });
   const out = vitNetwork(ops, cfg, tree, pixels, positions, { hidden: 0, attention: 0 });
   const outputs: Record<string, Sym> = { logits: out.logits };
