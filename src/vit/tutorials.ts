@@ -147,6 +147,34 @@ class Args {
   }
 }
 
+/** Each tutorial's constructor argument behind a config field, to name it in errors. */
+const ARG_NAME: Record<
+  TutorialNaming,
+  Record<'hidden_size' | 'num_channels' | 'num_labels' | 'image_size' | 'num_attention_heads', string>
+> = {
+  'einops-tutorial': {
+    hidden_size: 'emb_size',
+    num_channels: 'in_channels',
+    num_labels: 'n_classes',
+    image_size: 'img_size',
+    num_attention_heads: 'num_heads',
+  },
+  'scratch-tutorial': {
+    hidden_size: 'emb_size',
+    num_channels: 'in_channels (fixed 3)',
+    num_labels: 'num_class',
+    image_size: 'img_size',
+    num_attention_heads: 'num_head',
+  },
+  'cifar-tutorial': {
+    hidden_size: 'hidden_size',
+    num_channels: 'num_channels',
+    num_labels: 'num_classes',
+    image_size: 'image_size',
+    num_attention_heads: 'num_attention_heads',
+  },
+};
+
 /**
  * The config of a tutorial checkpoint from its constructor arguments (the code's own defaults fill the
  * absent ones). `id2label`, when present (einvit writes it), names the classes.
@@ -161,8 +189,6 @@ export function tutorialConfig(
 ): ViTConfig {
   const a = new Args(args, where);
   let fields: Record<string, unknown>;
-  // Which argument each config field came from, to name it in errors.
-  let names: Record<string, string>;
   if (naming === 'einops-tutorial') {
     const e = a.int('emb_size', 768);
     fields = {
@@ -175,7 +201,6 @@ export function tutorialConfig(
       num_attention_heads: a.int('num_heads', 8),
       intermediate_size: a.int('forward_expansion', 4) * e,
     };
-    names = { hidden_size: 'emb_size', image_size: 'img_size', num_attention_heads: 'num_heads' };
   } else if (naming === 'scratch-tutorial') {
     const e = a.int('emb_size');
     fields = {
@@ -188,7 +213,6 @@ export function tutorialConfig(
       intermediate_size: 4 * e,
       pos_embed_init: 'sincos_1d',
     };
-    names = { hidden_size: 'emb_size', image_size: 'img_size', num_attention_heads: 'num_head' };
   } else {
     fields = {
       patch_size: a.int('patch_size'),
@@ -203,20 +227,16 @@ export function tutorialConfig(
       num_channels: a.int('num_channels', 3),
       qkv_bias: a.bool('qkv_bias', true),
     };
-    names = {};
   }
+  const names = ARG_NAME[naming];
   const hidden = fields.hidden_size as number;
   const heads = fields.num_attention_heads as number;
   if (hidden % heads !== 0) {
-    a.fail(
-      names.hidden_size ?? 'hidden_size',
-      `${hidden} is not divisible by ${names.num_attention_heads ?? 'num_attention_heads'} ${heads}`,
-    );
+    a.fail(names.hidden_size, `${hidden} is not divisible by ${names.num_attention_heads} ${heads}`);
   }
   const img = fields.image_size as number;
   const patch = fields.patch_size as number;
-  if (img % patch !== 0)
-    a.fail(names.image_size ?? 'image_size', `${img} is not divisible by patch_size ${patch}`);
+  if (img % patch !== 0) a.fail(names.image_size, `${img} is not divisible by patch_size ${patch}`);
   const id2label = args.id2label;
   return parseConfig(
     {
@@ -507,42 +527,22 @@ export function checkArgsAgainstWeights(
   const conv = tutorialRule('patch_embed.proj.weight', naming, cfg)!.keys[0];
   const head = tutorialRule('head.weight', naming, cfg)!.keys[0];
   const pos = tutorialRule('pos_embed', naming, cfg)!.keys[0];
-  const f = (names: Record<TutorialNaming, string>) => names[naming];
+  const arg = ARG_NAME[naming];
   const checks: [string, number, string, number | undefined, string][] = [];
   const cs = shapeOf(conv);
   if (cs && cs.length === 4) {
-    const emb = f({
-      'einops-tutorial': 'emb_size',
-      'scratch-tutorial': 'emb_size',
-      'cifar-tutorial': 'hidden_size',
-    });
-    checks.push([emb, cfg.hidden_size, conv, cs[0], 'output channels']);
+    checks.push([arg.hidden_size, cfg.hidden_size, conv, cs[0], 'output channels']);
     checks.push(['patch_size', cfg.patch_size, conv, cs[2], 'kernel size']);
-    const ch = f({
-      'einops-tutorial': 'in_channels',
-      'scratch-tutorial': 'in_channels (fixed 3)',
-      'cifar-tutorial': 'num_channels',
-    });
-    checks.push([ch, cfg.num_channels, conv, cs[1], 'input channels']);
+    checks.push([arg.num_channels, cfg.num_channels, conv, cs[1], 'input channels']);
   }
   const hs = shapeOf(head);
   if (hs && hs.length === 2) {
-    const n = f({
-      'einops-tutorial': 'n_classes',
-      'scratch-tutorial': 'num_class',
-      'cifar-tutorial': 'num_classes',
-    });
-    checks.push([n, cfg.num_labels, head, hs[0], 'rows']);
+    checks.push([arg.num_labels, cfg.num_labels, head, hs[0], 'rows']);
   }
   const ps = shapeOf(pos);
   if (ps && ps.length >= 2) {
-    const img = f({
-      'einops-tutorial': 'img_size',
-      'scratch-tutorial': 'img_size',
-      'cifar-tutorial': 'image_size',
-    });
     checks.push([
-      `${img} / patch_size`,
+      `${arg.image_size} / patch_size`,
       numTokens(cfg),
       pos,
       ps[ps.length - 2],
