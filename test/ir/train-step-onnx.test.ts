@@ -10,22 +10,13 @@ import { ViT } from '../../src/vit/model.js';
 import { parseConfig, PRESETS } from '../../src/vit/config.js';
 import { mapParams } from '../../src/vit/params.js';
 import { traceViT } from '../../src/vit/trace.js';
+import { relL2 } from '../helpers/rel-error.js';
 
 const ort = await loadOnnxruntime();
 
 beforeAll(async () => {
   await ready('cpu');
 });
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    m += b[i] ** 2;
-  }
-  return Math.sqrt(d / m);
-}
 
 const CFG = parseConfig({ ...PRESETS.tiny, num_hidden_layers: 2 });
 const BATCH = 8;

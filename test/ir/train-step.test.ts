@@ -12,32 +12,11 @@ import { ViT } from '../../src/vit/model.js';
 import { parseConfig, PRESETS } from '../../src/vit/config.js';
 import { mapParams } from '../../src/vit/params.js';
 import { traceViT } from '../../src/vit/trace.js';
+import { relError, relL2 } from '../helpers/rel-error.js';
 
 beforeAll(async () => {
   await ready('cpu');
 });
-
-/** max |a - b| / max |b| */
-function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return m === 0 ? d : d / m;
-}
-
-/** ‖a - b‖ / ‖b‖ */
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    m += b[i] ** 2;
-  }
-  return m === 0 ? Math.sqrt(d) : Math.sqrt(d / m);
-}
 
 /** The trainer's step on eager tfjs (trainer.ts, main-thread path): loss, hits, and AdamW updates in place. */
 function eagerStep(
@@ -130,10 +109,10 @@ describe('trainStepGraph on a traced ViT', () => {
         grads: new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g.dataSync()])),
       };
     });
-    expect(rel(out.loss, [ref.loss])).toBeLessThan(1e-6);
+    expect(relError(out.loss, [ref.loss])).toBeLessThan(1e-6);
     let worst = 0;
     for (const [name, g] of ref.grads) {
-      const r = rel(out[`grad.${name}`], g);
+      const r = relError(out[`grad.${name}`], g);
       worst = Math.max(worst, r);
       expect(r, name).toBeLessThan(1e-4);
     }
@@ -177,7 +156,7 @@ describe('trainStepGraph on a traced ViT', () => {
         { ...o, classes: 10 },
       );
       const out = state.accept(graphStep(step.graph, state.feeds(labels, lr), x));
-      expect(rel([out.loss], [eager.loss]), `loss of step ${i + 1}`).toBeLessThan(1e-5);
+      expect(relError([out.loss], [eager.loss]), `loss of step ${i + 1}`).toBeLessThan(1e-5);
       expect(out.correct).toBe(eager.correct);
       x.dispose();
       const last = i === lrs.length - 1;
@@ -207,7 +186,7 @@ describe('trainStepGraph on a traced ViT', () => {
           }
           const w = last ? worst.last : worst.first;
           w.l2 = Math.max(w.l2, relL2(got, want));
-          w.maxRel = Math.max(w.maxRel, rel(got, want));
+          w.maxRel = Math.max(w.maxRel, relError(got, want));
           expect(relL2(got, want), `${key} after step ${i + 1}`).toBeLessThan(1e-4);
         }
       }
@@ -264,14 +243,14 @@ describe('trainStepGraph: any traced function', () => {
         const labels = Int32Array.from([0, 1, 2, 1, i % 3]);
         const eager = eagerStep(fwd, vars, opt, x, labels, 0.01, { labelSmoothing: 0.2, clip, classes: 3 });
         const out = state.accept(graphStep(step.graph, state.feeds(labels, 0.01), x));
-        expect(rel([out.loss], [eager.loss])).toBeLessThan(1e-6);
+        expect(relError([out.loss], [eager.loss])).toBeLessThan(1e-6);
         expect(out.correct).toBe(eager.correct);
         if (clip > 0) expect(out.gradNorm).toBeGreaterThan(clip); // the clip binds
         x.dispose();
       }
       expect(tf.memory().numTensors).toBe(before);
       for (const [name, v] of vars)
-        expect(rel(state.values.get(name)!, v.dataSync()), name).toBeLessThan(1e-5);
+        expect(relError(state.values.get(name)!, v.dataSync()), name).toBeLessThan(1e-5);
       opt.dispose();
       tf.dispose([...vars.values()]);
     }
@@ -307,15 +286,17 @@ describe('trainStepGraph: any traced function', () => {
     const eager = eagerStep(fwd, vars, opt, x, labels, 0.01, o);
     const out = state.accept(graphStep(step.graph, state.feeds(labels, 0.01), x));
     x.dispose();
-    expect(rel([out.loss], [eager.loss])).toBeLessThan(1e-6);
-    for (const [name, v] of vars) expect(rel(state.values.get(name)!, v.dataSync()), name).toBeLessThan(1e-5);
+    expect(relError([out.loss], [eager.loss])).toBeLessThan(1e-6);
+    for (const [name, v] of vars)
+      expect(relError(state.values.get(name)!, v.dataSync()), name).toBeLessThan(1e-5);
     // Graph -> eager: the exported state is AdamW's format.
     const back = new AdamW(vars, { weightDecay: 0.1 });
     back.importState(state.exportState());
     expect(back.stepCount).toBe(3);
     const a = back.exportState();
     const b = opt.exportState();
-    for (const [key, t] of b.tensors) expect(rel(a.tensors.get(key)!.data, t.data), key).toBeLessThan(1e-5);
+    for (const [key, t] of b.tensors)
+      expect(relError(a.tensors.get(key)!.data, t.data), key).toBeLessThan(1e-5);
     expect(() => state.importState({ step: 1, tensors: new Map() })).toThrow(/missing 'fc1.weight.exp_avg'/);
     back.dispose();
     opt.dispose();

@@ -19,6 +19,7 @@ import {
   YARDSTICK_CONFIGS,
   type YardstickConfig,
 } from '../../bench/yardstick.js';
+import { relError } from '../helpers/rel-error.js';
 
 const ort = await loadOnnxruntime();
 
@@ -47,17 +48,6 @@ function batch(config: YardstickConfig, seed: number): { pixels: Float32Array; l
     pixels: Float32Array.from({ length: size }, () => rng.nextFloat() * 2 - 1),
     labels: Int32Array.from({ length: n }, () => rng.nextInt(cfg.num_labels)),
   };
-}
-
-/** max |a - b| / max |b|: the error relative to the reference's scale. */
-function relMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
 }
 
 describe('pytorchName', () => {
@@ -101,7 +91,7 @@ describe.skipIf(!ort)("PyTorch's training graph as the reference for einvit's lo
       expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
       for (const [name, g] of ref.grads) {
         const ours = raw[`grad.${name}`].data as Float32Array;
-        expect(relMax(ours, g), name).toBeLessThan(1e-4);
+        expect(relError(ours, g), name).toBeLessThan(1e-4);
       }
     });
   }
@@ -124,7 +114,7 @@ describe.skipIf(!ort)("PyTorch's training graph as the reference for einvit's lo
     );
     expect(Math.abs(r.loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
     for (const [name, g] of ref.grads) {
-      expect(relMax(r.grads.get(name)!.dataSync(), g), name).toBeLessThan(1e-4);
+      expect(relError(r.grads.get(name)!.dataSync(), g), name).toBeLessThan(1e-4);
     }
     tf.dispose([...r.grads.values()]);
     model.dispose();
