@@ -16,12 +16,13 @@
 // reduction across threads), hence the thread count is part of the run.
 import { tf } from '../tf.js';
 import { CompileError, EinvitError } from '../errors.js';
+import type { EmitOptions } from '../onnx/emit.js';
 import { compileGraph, type CompiledProgram } from '../onnx/program.js';
 import { EVAL_IO, evalGraph } from '../train-graph/eval.js';
 import { StepState, trainStepGraph } from '../train-graph/step.js';
 import { dropoutMasks, traceTrainingViT, type DropoutSite } from '../train-graph/dropout.js';
 import type { ViT } from '../vit/model.js';
-import { mapParams } from '../vit/params.js';
+import { buildParams } from '../vit/params.js';
 import { PIXEL_INPUT, traceViT } from '../vit/trace.js';
 import { batches } from './batches.js';
 import type { Dataset } from './data.js';
@@ -36,6 +37,8 @@ export interface OnnxEngineOptions {
   clip: number;
   /** onnxruntime intra-op threads. */
   threads: number;
+  /** ONNX forms of attention, LayerNorm and GELU (default: the emitter's, the fastest measured). */
+  emit?: EmitOptions;
 }
 
 /** Evaluation batch size (as the tfjs engine's). */
@@ -79,13 +82,12 @@ export class OnnxEngine implements TrainEngine {
     options: OnnxEngineOptions,
   ): Promise<OnnxEngine> {
     const cfg = model.config;
-    const initial = new Map([...model.state()].map(([name, t]) => [name, t.data as Float32Array]));
+    // One download of the parameters: the trace's values and the step state's starting buffers.
+    const saved = model.state();
+    const initial = new Map([...saved].map(([name, t]) => [name, t.data as Float32Array]));
     let stepProgram: CompiledProgram | undefined;
     try {
-      const tree = mapParams(cfg, model.params, (v) => ({
-        shape: [...v.shape],
-        data: v.dataSync() as Float32Array,
-      }));
+      const tree = buildParams(cfg, (name) => saved.get(name)!);
       const forward = traceViT(cfg, tree);
       // With dropout, the step's forward takes a mask per dropout site (drawn on the host per step).
       const dropout = cfg.hidden_dropout_prob > 0 || cfg.attention_probs_dropout_prob > 0;
@@ -97,8 +99,9 @@ export class OnnxEngine implements TrainEngine {
       });
       const state = new StepState(step, initial);
       if (optimizer) state.importState(optimizer);
-      stepProgram = await compileGraph(step.graph, { threads: options.threads });
-      const evalProgram = await compileGraph(evalGraph(forward), { threads: options.threads });
+      const compile = { ...options.emit, threads: options.threads };
+      stepProgram = await compileGraph(step.graph, compile);
+      const evalProgram = await compileGraph(evalGraph(forward), compile);
       return new OnnxEngine(model, options, state, stepProgram, evalProgram, training.sites);
     } catch (e) {
       await stepProgram?.dispose();
