@@ -1,8 +1,8 @@
 // Training throughput, one table, every row in one run, for mnist-tiny (batch 64) and cifar-tiny
 // (batch 256), with the recipe's step (label smoothing 0.1, clip 1, AdamW, weight decay 0.05):
 //
-// - einvit, onnxruntime engine: the whole step as one graph (trainStepGraph + compileGraph: forward,
-//   loss, backward, clipping, AdamW), parameters and moments fed and swapped on the host (StepState);
+// - einvit, onnxruntime engine: the trainer's OnnxEngine (the whole step as one graph: forward, loss,
+//   backward, clipping, AdamW; parameters and moments fed and swapped on the host);
 // - einvit, tfjs engine: the eager step the trainer runs (trainer.ts trainStep: batchGradients,
 //   clipByGlobalNorm, AdamW) on the current tfjs backend, main thread;
 // - the yardstick: PyTorch's forward + backward graph for the same model and batch
@@ -16,15 +16,13 @@
 //   npm run bench -- train            (BENCH_TRAIN_ROUNDS=n to change the rounds, THREADS=n for onnxruntime)
 import { availableParallelism } from 'node:os';
 import { tf } from '../src/tf.js';
-import { compileGraph, loadOnnxruntime, type EmitOptions } from '../src/onnx/index.js';
-import { StepState, trainStepGraph } from '../src/train-graph/step.js';
+import { loadOnnxruntime, type EmitOptions } from '../src/onnx/index.js';
+import { OnnxEngine } from '../src/train/engine-onnx.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { RECIPES, trainStep } from '../src/train/trainer.js';
 import { Rng } from '../src/train/random.js';
 import { ViT } from '../src/vit/model.js';
-import { buildParams } from '../src/vit/params.js';
 import type { TensorData } from '../src/vit/safetensors.js';
-import { traceViT } from '../src/vit/trace.js';
 import { openYardstick, YARDSTICK_CONFIGS, type YardstickConfig } from './yardstick.js';
 import type { Row, Section } from './index.js';
 
@@ -69,30 +67,35 @@ async function engines(config: YardstickConfig, threads: number, forms: boolean)
   const out: Engine[] = [];
 
   if (ort) {
+    // einvit's onnxruntime engine, exactly as `einvit train --engine onnxruntime` drives it.
     const variants: Array<[string, EmitOptions]> = [['', {}]];
     if (forms) variants.push([" (attention 'mha')", { attention: 'mha' }]);
     for (const [suffix, emit] of variants) {
-      const [{ program, state }, setupSeconds] = await timed(async () => {
-        const step = trainStepGraph(
-          traceViT(
-            cfg,
-            buildParams(cfg, (name) => params.get(name)!),
-          ),
-          { weightDecay: recipe.weightDecay, labelSmoothing: recipe.labelSmoothing, clip: recipe.clip },
-        );
-        return { program: await compileGraph(step.graph, { threads, ...emit }), state: new StepState(step) };
+      const [{ model, engine }, setupSeconds] = await timed(async () => {
+        const model = ViT.fromParameters(cfg, params);
+        const engine = await OnnxEngine.create(model, undefined, {
+          weightDecay: recipe.weightDecay,
+          labelSmoothing: recipe.labelSmoothing,
+          clip: recipe.clip,
+          threads,
+          emit,
+        });
+        return { model, engine };
       });
+      let step = 0;
       out.push({
         name: `einvit, onnxruntime${suffix}`,
         setupSeconds,
         async run() {
-          const raw = await program.runRaw({
-            pixel_values: { data: pixels, shape },
-            ...state.feeds(labels, lr),
-          });
-          state.accept(Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.data as Float32Array])));
+          await engine.step(
+            { images: pixels, labels, size: batch },
+            { lr, labelSmoothing: recipe.labelSmoothing, clip: recipe.clip, seed: step++ },
+          );
         },
-        dispose: () => program.dispose(),
+        async dispose() {
+          await engine.dispose();
+          model.dispose();
+        },
       });
     }
   }
