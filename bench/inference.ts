@@ -77,21 +77,31 @@ async function medianSeconds(run: () => Promise<void>): Promise<number> {
 }
 
 /**
- * Median seconds of each of `runs`, timed in alternating rounds (one call of each per round, after
- * one warm-up call each) so that load on a shared machine hits every runner alike: at least 5
- * rounds and 3 s of timing, at most 60 rounds.
+ * Median seconds per call of each of `runs`, timed in alternating rounds so that load on a shared
+ * machine hits every runner alike. Each round runs every runner for a block of calls (about 50 ms,
+ * 1 to 50 calls): onnxruntime's worker threads spin for a while after a run, so single calls in
+ * alternation would time each session against the other's spinning threads, which no program with
+ * one model sees. At least 5 rounds and 3 s of timing, at most 200 rounds.
  */
 async function alternatingMedians(runs: Array<() => Promise<void>>): Promise<number[]> {
-  for (const run of runs) await run();
+  const block: number[] = [];
+  for (const run of runs) {
+    await run(); // warm-up
+    const t = performance.now();
+    await run();
+    block.push(Math.max(1, Math.min(50, Math.round(50 / (performance.now() - t)))));
+  }
   const times = runs.map(() => [] as number[]);
   let spent = 0;
-  while (times[0].length < 5 || (spent < 3 && times[0].length < 60)) {
+  for (let round = 0; round < 200 && (round < 5 || spent < 3); round++) {
     for (const [i, run] of runs.entries()) {
-      const t = performance.now();
-      await run();
-      const s = (performance.now() - t) / 1000;
-      times[i].push(s);
-      spent += s;
+      for (let k = 0; k < block[i]; k++) {
+        const t = performance.now();
+        await run();
+        const s = (performance.now() - t) / 1000;
+        times[i].push(s);
+        spent += s;
+      }
     }
   }
   return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]!);

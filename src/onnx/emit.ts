@@ -25,6 +25,12 @@ export interface EmitOptions {
   readonly layerNorm?: 'op' | 'decomposed' | 'skip';
   /** Exact GELU: `'erf'` (the Div-Erf-Add-Mul-Mul subgraph onnxruntime fuses) or `'contrib'` (com.microsoft Gelu). */
   readonly gelu?: 'erf' | 'contrib';
+  /**
+   * A linear layer `x @ W + b` (W a matrix, b its last axis): `'matmul'` (MatMul then a broadcast
+   * Add) or `'gemm'` (x flattened to a matrix, one Gemm with the bias, reshaped back; not with
+   * `layerNorm: 'skip'`, which absorbs the bias itself).
+   */
+  readonly linear?: 'matmul' | 'gemm';
   /** Written into the model's metadata (`einvit.*` keys), e.g. the model config. */
   readonly metadata?: Readonly<Record<string, string>>;
 }
@@ -39,6 +45,7 @@ export const DEFAULT_EMIT: Required<Omit<EmitOptions, 'metadata'>> = {
   attention: 'matmul',
   layerNorm: 'op',
   gelu: 'erf',
+  linear: 'matmul',
 };
 
 export const OPSET = 17;
@@ -170,6 +177,8 @@ class Emitter {
   private readonly consumers: number[][];
   /** Nodes a fused ONNX node already computed: their ONNX name ('' when nothing reads them). */
   private readonly preset = new Map<number, string>();
+  /** Linear layers emitted as one Gemm: the bias add's id -> its matMul, x, weight and bias ids. */
+  private readonly gemms = new Map<number, { mm: number; x: number; w: number; bias: number }>();
 
   constructor(
     private readonly g: Graph,
@@ -181,6 +190,38 @@ class Emitter {
     for (const o of g.outputs) this.consumers[o.id].push(-1);
     // Inputs and parameters have their names from the start (a fused node may read a later one).
     for (const n of g.nodes) if (n.op.kind === 'input' || n.op.kind === 'param') this.names[n.id] = n.op.name;
+    for (const n of g.nodes) {
+      const l = this.linear(n);
+      if (l) {
+        this.gemms.set(n.id, l);
+        this.preset.set(l.mm, '');
+      }
+    }
+  }
+
+  /** `matMul(x, W) + b` where only the add reads the product, W is a matrix and b its last axis. */
+  private linear(n: Node): { mm: number; x: number; w: number; bias: number } | undefined {
+    if (this.options.linear !== 'gemm' || this.options.layerNorm === 'skip') return undefined;
+    if (n.type.dtype !== 'float32') return undefined;
+    const split = this.biasAdd(n);
+    if (!split) return undefined;
+    const mm = this.node(split.main);
+    if (mm.op.kind !== 'matMul' || this.soleConsumer(mm.id)?.id !== n.id) return undefined;
+    const [x, w] = mm.inputs.map((i) => this.node(i));
+    const k = x.type.shape[x.type.shape.length - 1];
+    if (w.type.shape.length !== 2 || x.type.shape.length < 2 || typeof k !== 'number') return undefined;
+    return { mm: mm.id, x: x.id, w: w.id, bias: split.bias };
+  }
+
+  /** The second input of a Reshape to `shape`: a constant with -1 for one symbolic dim, else computed. */
+  private reshapeTarget(shape: Shape, where: string): string {
+    return shape.filter(isSym).length <= 1
+      ? this.constant(
+          'int64',
+          [shape.length],
+          shape.map((d) => (isSym(d) ? -1 : d)),
+        )
+      : this.shapeTensor(shape, where);
   }
 
   /** The ONNX name node `id` gets when emitted. */
@@ -296,15 +337,7 @@ class Emitter {
         this.initializers.push(tensorProto(outName, op.type.dtype, op.type.shape as number[], op.data));
         return;
       case 'reshape': {
-        const syms = op.shape.filter(isSym).length;
-        const target =
-          syms <= 1
-            ? this.constant(
-                'int64',
-                [op.shape.length],
-                op.shape.map((d) => (isSym(d) ? -1 : d)),
-              )
-            : this.shapeTensor(op.shape, where);
+        const target = this.reshapeTarget(op.shape, where);
         // allowzero stays 0: no target dim is 0 unless the tensor is empty, where 0 means "copy" harmlessly
         if (op.shape.some((d) => d === 0)) {
           put('Reshape', [x[0], this.constant('int64', [op.shape.length], op.shape as number[])], {
@@ -344,6 +377,23 @@ class Emitter {
       case 'matMul':
         put('MatMul', x);
         break;
+      case 'add': {
+        const l = this.gemms.get(n.id);
+        if (!l) {
+          put('Add', x);
+          break;
+        }
+        // Gemm takes matrices: flatten the leading axes of x and restore them after.
+        const xs = this.node(l.x).type.shape;
+        const [xn, wn, bn] = [l.x, l.w, l.bias].map((i) => this.names[i]);
+        if (xs.length === 2) put('Gemm', [xn, wn, bn]);
+        else {
+          const k = xs[xs.length - 1] as number;
+          const flat = this.add('Reshape', [xn, this.constant('int64', [2], [-1, k])]);
+          put('Reshape', [this.add('Gemm', [flat, wn, bn]), this.reshapeTarget(n.type.shape, where)]);
+        }
+        break;
+      }
       case 'rsqrt':
         put('Reciprocal', [this.add('Sqrt', x)]);
         break;

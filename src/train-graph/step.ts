@@ -40,10 +40,19 @@ export interface StepParam {
   readonly initial: Float32Array;
   /** Whether weight decay applies. */
   readonly decay: boolean;
+  /** Where its values start in the flat `params` buffer (and its moments in theirs). */
+  readonly offset: number;
+  /** Its element count. */
+  readonly size: number;
 }
 
 /** Names of the step graph's scalar inputs and outputs. */
 export const STEP_IO = {
+  /** Every parameter's values end to end, float32 `[P]` (see `StepParam.offset`). */
+  params: 'params',
+  /** AdamW's first and second moments, laid out as `params`. */
+  expAvg: 'exp_avg',
+  expAvgSq: 'exp_avg_sq',
   labels: 'labels',
   lr: 'lr',
   step: 'step',
@@ -52,25 +61,32 @@ export const STEP_IO = {
   gradNorm: 'grad_norm',
 } as const;
 
-/** Graph names of a parameter's moments and of its updated values. */
+/** Names of a parameter's moments (as the eager AdamW's state names them) and of updated buffers. */
 export const stepNames = {
   expAvg: (name: string) => `${name}.exp_avg`,
   expAvgSq: (name: string) => `${name}.exp_avg_sq`,
-  /** The output holding the updated value of input `name` (a parameter or a moment). */
+  /** The output holding the updated value of a flat input (`params`, `exp_avg`, `exp_avg_sq`). */
   next: (name: string) => `next.${name}`,
 };
+
+/** The three flat buffers a step reads and replaces. */
+const FLAT_BUFFERS = [STEP_IO.params, STEP_IO.expAvg, STEP_IO.expAvgSq] as const;
 
 /** A training step graph and what a host loop needs to drive it. */
 export interface TrainStep {
   /**
    * Inputs: the forward graph's own inputs (e.g. `pixel_values`), `labels` `[N]` int32, `lr` (the
    * scheduled learning rate) and `step` (the 1-based count of this update, for bias correction), both
-   * float32 scalars; per parameter its value and moments `<name>.exp_avg`, `<name>.exp_avg_sq`.
-   * Outputs: `loss` (mean label-smoothed cross-entropy), `correct` (arg-max hits), `grad_norm`
-   * (before clipping), and `next.<name>` for every parameter and moment.
+   * float32 scalars; `params`, `exp_avg` and `exp_avg_sq`: every parameter's values and moments in
+   * one flat float32 buffer each (layout in `params`). Outputs: `loss` (mean label-smoothed
+   * cross-entropy), `correct` (arg-max hits), `grad_norm` (before clipping), and `next.params`,
+   * `next.exp_avg`, `next.exp_avg_sq`.
    */
   readonly graph: Graph;
+  /** The parameters in the flat buffers' order: decayed ones first, so decay scales one prefix. */
   readonly params: readonly StepParam[];
+  /** Elements of each flat buffer. */
+  readonly size: number;
   /** The forward graph's data inputs (not parameters), by name. */
   readonly dataInputs: readonly string[];
 }
@@ -123,21 +139,24 @@ export function trainStepGraph(forward: Graph, options: TrainStepOptions = {}): 
     );
   }
 
-  // Parameters become inputs with moments beside them.
-  const params: StepParam[] = [];
-  const moments = new Map<string, { m: Sym; v: Sym }>();
+  // Parameters become views of one flat input: the optimizer then runs a handful of ops over every
+  // value at once instead of a dozen per parameter (onnxruntime pays per node, and a ViT has dozens
+  // of small parameters).
+  const params = flatLayout(forward, o.noDecay);
+  const total = params.length === 0 ? 0 : params[params.length - 1].offset + params[params.length - 1].size;
+  if (total === 0) {
+    throw new CompileError('trainStepGraph: the forward graph has no float32 parameter to train', {
+      rule: 'train-step',
+    });
+  }
+  const byName = new Map(params.map((p) => [p.name, p]));
+  let flat: Sym | undefined;
   const { g, syms } = rebuild(forward, (node, b) => {
     if (node.op.kind !== 'param') return undefined;
-    const { name, type, data } = node.op;
-    if (type.dtype !== 'float32') return undefined; // an integer table stays a constant
-    const shape = type.shape as number[];
-    params.push({ name, shape, initial: data as Float32Array, decay: !o.noDecay(name, shape) });
-    const p = b.input(name, shape);
-    moments.set(name, {
-      m: b.input(stepNames.expAvg(name), shape),
-      v: b.input(stepNames.expAvgSq(name), shape),
-    });
-    return p;
+    const p = byName.get(node.op.name);
+    if (!p) return undefined; // an integer table stays a constant
+    flat ??= b.input(STEP_IO.params, [total]);
+    return flat.slice(0, p.offset, p.offset + p.size).reshape(p.shape);
   });
   const dataInputs = forward.nodes.flatMap((n) => (n.op.kind === 'input' ? [n.op.name] : []));
   const logits = syms[logitsOut.id];
@@ -169,41 +188,72 @@ export function trainStepGraph(forward: Graph, options: TrainStepOptions = {}): 
   const paramSyms = params.map(
     (p) => syms[forward.nodes.findIndex((x) => x.op.kind === 'param' && x.op.name === p.name)],
   );
-  let grads = grad(loss, paramSyms);
+  const grads = grad(loss, paramSyms);
   const outputs: Record<string, Sym> = {
     [STEP_IO.loss]: loss,
     [STEP_IO.correct]: correct,
   };
   if (options.outputGrads) params.forEach((p, i) => (outputs[`grad.${p.name}`] = grads[i]));
+  let gf =
+    grads.length === 1
+      ? grads[0].reshape([total])
+      : g.concat(
+          grads.map((x, i) => x.reshape([params[i].size])),
+          0,
+        );
 
   // Global-norm clipping: g * min(1, max / (norm + 1e-6)), the factor clipByGlobalNorm applies.
-  const sq = grads.map((x) => x.mul(x).sum([...x.shape.keys()]));
-  const norm = sq.reduce((a, b) => a.add(b)).sqrt();
-  if (o.clip > 0) {
-    const coef = norm.add(1e-6).reciprocal().mul(o.clip).minimum(1);
-    grads = grads.map((x) => x.mul(coef));
-  }
+  const norm = gf.mul(gf).sum([0]).sqrt();
+  if (o.clip > 0) gf = gf.mul(norm.add(1e-6).reciprocal().mul(o.clip).minimum(1));
 
-  // AdamW, PyTorch's update with one global step count.
+  // AdamW, PyTorch's update with one global step count, over the flat buffers.
+  const p = flat!;
+  const m = g.input(STEP_IO.expAvg, [total]);
+  const v = g.input(STEP_IO.expAvgSq, [total]);
   const lr = g.input(STEP_IO.lr, []);
   const t = g.input(STEP_IO.step, []);
   const stepSize = lr.div(oneMinusPow(o.beta1, t));
   const invBc2Sqrt = oneMinusPow(o.beta2, t).rsqrt();
-  const decayFactor = lr.mul(o.weightDecay).rsub(1);
+  const m1 = m.mul(o.beta1).add(gf.mul(1 - o.beta1));
+  const v1 = v.mul(o.beta2).add(gf.mul(gf).mul(1 - o.beta2));
+  // Decayed parameters come first in the layout: the decay scales a prefix.
+  const decayed = params.filter((x) => x.decay).reduce((s, x) => s + x.size, 0);
+  let p0 = p;
+  if (o.weightDecay !== 0 && decayed > 0) {
+    const factor = lr.mul(o.weightDecay).rsub(1);
+    p0 =
+      decayed === total
+        ? p.mul(factor)
+        : g.concat([p.slice(0, 0, decayed).mul(factor), p.slice(0, decayed, total)], 0);
+  }
+  const update = stepSize.mul(m1.div(v1.sqrt().mul(invBc2Sqrt).add(o.eps)));
   outputs[STEP_IO.gradNorm] = norm;
-  params.forEach((p, i) => {
-    const { m, v } = moments.get(p.name)!;
-    const gi = grads[i];
-    const m1 = m.mul(o.beta1).add(gi.mul(1 - o.beta1));
-    const v1 = v.mul(o.beta2).add(gi.mul(gi).mul(1 - o.beta2));
-    const p0 = p.decay && o.weightDecay !== 0 ? paramSyms[i].mul(decayFactor) : paramSyms[i];
-    const update = stepSize.mul(m1.div(v1.sqrt().mul(invBc2Sqrt).add(o.eps)));
-    outputs[stepNames.next(p.name)] = p0.sub(update);
-    outputs[stepNames.next(stepNames.expAvg(p.name))] = m1;
-    outputs[stepNames.next(stepNames.expAvgSq(p.name))] = v1;
-  });
+  outputs[stepNames.next(STEP_IO.params)] = p0.sub(update);
+  outputs[stepNames.next(STEP_IO.expAvg)] = m1;
+  outputs[stepNames.next(STEP_IO.expAvgSq)] = v1;
   checkBatch(n, dataInputs, forward);
-  return { graph: g.build(outputs), params, dataInputs };
+  return { graph: g.build(outputs), params, size: total, dataInputs };
+}
+
+/** The float32 parameters of a forward graph in flat-buffer order: decayed first, then the rest. */
+function flatLayout(
+  forward: Graph,
+  noDecay: (name: string, shape: readonly number[]) => boolean,
+): StepParam[] {
+  const found = forward.nodes.flatMap((node) => {
+    const op = node.op;
+    if (op.kind !== 'param' || op.type.dtype !== 'float32') return [];
+    const shape = op.type.shape as number[];
+    return [{ name: op.name, shape, initial: op.data as Float32Array, decay: !noDecay(op.name, shape) }];
+  });
+  const ordered = [...found.filter((p) => p.decay), ...found.filter((p) => !p.decay)];
+  let offset = 0;
+  return ordered.map((p) => {
+    const size = p.shape.reduce((a, b) => a * b, 1);
+    const placed = { ...p, offset, size };
+    offset += size;
+    return placed;
+  });
 }
 
 /**
@@ -239,8 +289,9 @@ export interface HostTensor {
 }
 
 /**
- * The host side of a step graph: parameters and moments as plain buffers, fed into the graph and
- * replaced by its outputs after each step (the buffer swap), plus the step count.
+ * The host side of a step graph: the flat parameter and moment buffers, fed into the graph and
+ * replaced by its outputs after each step (the buffer swap), plus the step count. `values` views
+ * them by name (`<name>`, `<name>.exp_avg`, `<name>.exp_avg_sq`): no copies.
  *
  * @example
  * const state = new StepState(step);
@@ -252,24 +303,37 @@ export interface HostTensor {
 export class StepState {
   /** Updates done so far (the `step` input of the next update is this plus one). */
   count = 0;
+  /** Each parameter's values and moments by name: views of the current flat buffers. */
   readonly values = new Map<string, Float32Array>();
+  private readonly buffers = new Map<string, Float32Array>();
 
   constructor(
     readonly step: TrainStep,
     /** Starting parameters by name (default: the forward graph's values); moments start at zero. */
     initial?: ReadonlyMap<string, Float32Array>,
   ) {
+    for (const name of FLAT_BUFFERS) this.buffers.set(name, new Float32Array(step.size));
+    const params = this.buffers.get(STEP_IO.params)!;
     for (const p of step.params) {
-      const size = p.shape.reduce((a, b) => a * b, 1);
       const start = initial?.get(p.name) ?? p.initial;
-      if (start.length !== size) {
-        throw new UsageError(`StepState: '${p.name}' has ${start.length} values, expected ${size}`, {
+      if (start.length !== p.size) {
+        throw new UsageError(`StepState: '${p.name}' has ${start.length} values, expected ${p.size}`, {
           rule: 'train-step',
         });
       }
-      this.values.set(p.name, Float32Array.from(start));
-      this.values.set(stepNames.expAvg(p.name), new Float32Array(size));
-      this.values.set(stepNames.expAvgSq(p.name), new Float32Array(size));
+      params.set(start, p.offset);
+    }
+    this.view();
+  }
+
+  /** Points `values` at the current buffers. */
+  private view(): void {
+    const [params, m, v] = FLAT_BUFFERS.map((b) => this.buffers.get(b)!);
+    for (const p of this.step.params) {
+      const at = (buf: Float32Array) => buf.subarray(p.offset, p.offset + p.size);
+      this.values.set(p.name, at(params));
+      this.values.set(stepNames.expAvg(p.name), at(m));
+      this.values.set(stepNames.expAvgSq(p.name), at(v));
     }
   }
 
@@ -322,7 +386,7 @@ export class StepState {
       if (!known.has(key))
         throw new UsageError(`StepState.importState: unknown entry '${key}'`, { rule: 'train-step' });
     }
-    for (const key of known) this.values.set(key, Float32Array.from(state.tensors.get(key)!.data));
+    for (const key of known) this.values.get(key)!.set(state.tensors.get(key)!.data);
     this.count = state.step;
   }
 
@@ -333,11 +397,7 @@ export class StepState {
       [STEP_IO.lr]: { data: Float32Array.of(lr), shape: [] },
       [STEP_IO.step]: { data: Float32Array.of(this.count + 1), shape: [] },
     };
-    for (const p of this.step.params) {
-      for (const name of [p.name, stepNames.expAvg(p.name), stepNames.expAvgSq(p.name)]) {
-        out[name] = { data: this.values.get(name)!, shape: p.shape };
-      }
-    }
+    for (const name of FLAT_BUFFERS) out[name] = { data: this.buffers.get(name)!, shape: [this.step.size] };
     return out;
   }
 
@@ -347,14 +407,18 @@ export class StepState {
     correct: number;
     gradNorm: number;
   } {
-    for (const name of this.values.keys()) {
+    for (const name of FLAT_BUFFERS) {
       const next = outputs[stepNames.next(name)];
-      if (!next)
-        throw new CompileError(`StepState: the step gave no '${stepNames.next(name)}'`, {
-          rule: 'train-step',
-        });
-      this.values.set(name, next instanceof Float32Array ? next : Float32Array.from(next));
+      if (!next || next.length !== this.step.size)
+        throw new CompileError(
+          `StepState: the step gave no '${stepNames.next(name)}' of ${this.step.size} values`,
+          {
+            rule: 'train-step',
+          },
+        );
+      this.buffers.set(name, next instanceof Float32Array ? next : Float32Array.from(next));
     }
+    this.view();
     this.count++;
     return {
       loss: outputs[STEP_IO.loss][0],

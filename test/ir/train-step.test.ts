@@ -303,6 +303,49 @@ describe('trainStepGraph: any traced function', () => {
     tf.dispose([...vars.values()]);
   });
 
+  it('lays parameters and moments end to end in three flat buffers, decayed ones first', () => {
+    const step = trainStepGraph(mlp(), { weightDecay: 0.1 });
+    // Matrices decay, biases do not (rank 1): the weights come first.
+    expect(step.params.map((p) => [p.name, p.offset, p.size, p.decay])).toEqual([
+      ['fc1.weight', 0, 24, true],
+      ['fc2.weight', 24, 12, true],
+      ['fc1.bias', 36, 4, false],
+      ['fc2.bias', 40, 3, false],
+    ]);
+    expect(step.size).toBe(43);
+    const inputs = step.graph.nodes.flatMap((n) => (n.op.kind === 'input' ? [n.op.name] : [])).sort();
+    expect(inputs).toEqual(['exp_avg', 'exp_avg_sq', 'labels', 'lr', 'params', 'pixel_values', 'step']);
+    expect(step.graph.outputs.map((o) => o.name).sort()).toEqual(
+      ['correct', 'grad_norm', 'loss', 'next.exp_avg', 'next.exp_avg_sq', 'next.params'].sort(),
+    );
+    // `values` are views of the flat buffers fed to the graph, and follow the swap after a step.
+    const state = new StepState(step);
+    const feeds = state.feeds(Int32Array.of(0), 0.01);
+    const flat = feeds.params.data as Float32Array;
+    expect(state.values.get('fc2.bias')!.buffer).toBe(flat.buffer);
+    expect([...state.values.get('fc2.bias')!].map((v) => Number(v.toFixed(6)))).toEqual([0.1, 0, -0.1]);
+    expect([...flat.subarray(36, 40)]).toEqual([0, 0, 0, 0]);
+    const next = Float32Array.from({ length: 43 }, (_, i) => i);
+    state.accept({
+      'next.params': next,
+      'next.exp_avg': new Float32Array(43),
+      'next.exp_avg_sq': new Float32Array(43),
+      loss: [1],
+      correct: [0],
+      grad_norm: [0],
+    });
+    expect([...state.values.get('fc2.bias')!]).toEqual([40, 41, 42]);
+    expect(() => state.accept({ loss: [1], correct: [0], grad_norm: [0] })).toThrow(
+      /the step gave no 'next.params' of 43 values/,
+    );
+  });
+
+  it('refuses a forward graph with no float32 parameter', () => {
+    const g = new GraphBuilder();
+    const x = g.input('pixel_values', [sym('N'), 3]);
+    expect(() => trainStepGraph(g.build({ logits: x.mul(2) }))).toThrow(/no float32 parameter to train/);
+  });
+
   it('rejects a graph without logits, bad options, and foreign buffers', () => {
     expect(() => trainStepGraph(mlp(), { logits: 'scores' })).toThrow(CompileError);
     expect(() => trainStepGraph(mlp(), { logits: 'scores' })).toThrow(

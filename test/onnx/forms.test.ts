@@ -80,6 +80,7 @@ describe('ONNX forms of attention and LayerNorm', () => {
       [packed, { attention: 'fused' }, 'Attention'],
       [packed, { attention: 'mha', layerNorm: 'skip' }, 'SkipLayerNormalization'],
       [sunk, { layerNorm: 'decomposed', gelu: 'contrib' }, 'ReduceMean'],
+      [sunk, { linear: 'gemm' }, 'Gemm'],
     ];
     for (const [g, opts, op] of forms) {
       const got = await run(g, opts);
@@ -92,5 +93,12 @@ describe('ONNX forms of attention and LayerNorm', () => {
         for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-5);
       }
     }
+  });
+
+  it("linear: 'gemm' turns each biased product into one Gemm and leaves no MatMul behind it", async () => {
+    const types = opTypes(toOnnx(optimize(block()), { linear: 'gemm' }));
+    // q, k, v, proj: biased (Gemm); fc: no bias, and the attention products: MatMul.
+    expect(types.filter((t) => t === 'Gemm').length).toBe(4);
+    expect(types.filter((t) => t === 'MatMul').length).toBe(3);
   });
 });
