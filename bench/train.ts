@@ -10,8 +10,9 @@
 //   parameters. It neither clips nor updates: einvit's whole step does more work.
 //
 // The three engines run in alternating rounds (the machine may be shared), so each row's median and best
-// are taken over the same minutes. `npm run bench -- train --forms` adds the step emitted with ONNX's
-// fused attention form (`attention: 'mha'`) for comparison with the default.
+// are taken over the same minutes; each onnxruntime engine runs a block of steps per round.
+// `npm run bench -- train --forms` adds the step emitted with ONNX's fused attention form
+// (`attention: 'mha'`) for comparison with the default.
 //
 //   npm run bench -- train            (BENCH_TRAIN_ROUNDS=n to change the rounds, THREADS=n for onnxruntime)
 import { availableParallelism } from 'node:os';
@@ -28,6 +29,8 @@ import type { Row, Section } from './index.js';
 
 /** Per config: alternating rounds (cifar-tiny's tfjs step takes seconds). */
 const ROUNDS: Record<YardstickConfig, number> = { 'mnist-tiny': 15, 'cifar-tiny': 6 };
+/** Steps in a row per round for each onnxruntime engine. */
+const ORT_BLOCK = 4;
 
 interface Engine {
   readonly name: string;
@@ -186,10 +189,15 @@ export const trainSection: Section = {
       };
       try {
         for (const i of list.keys()) for (let k = 0; k < 2; k++) await attempt(i); // warm-up
+        // onnxruntime sessions run blocks of steps (their worker threads spin after a run, which
+        // would slow whichever session ran next); the tfjs step, seconds long, one per round.
+        const block = list.map((e) => (e.name.startsWith('einvit, tfjs') ? 1 : ORT_BLOCK));
         for (let r = 0; r < rounds; r++) {
           for (const i of list.keys()) {
-            const t = await attempt(i);
-            if (t !== undefined) times[i].push(t);
+            for (let k = 0; k < block[i]; k++) {
+              const t = await attempt(i);
+              if (t !== undefined) times[i].push(t);
+            }
           }
         }
       } finally {
