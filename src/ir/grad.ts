@@ -181,6 +181,7 @@ export const VJP: VjpTable = {
   slice: ({ op, inputs: [x], dy, g }) => [
     () => {
       // Zeros before and after the slice: the IR has no pad, and a concat of three is what ONNX runs.
+      // (The walk in `grad` lays the slices of one tensor into a single concat instead; see sumPartials.)
       const n = x.shape[op.axis] as number;
       const part = (len: number) =>
         zeros(
@@ -371,32 +372,98 @@ export function grad(loss: Sym, wrt: readonly Sym[], options: GradOptions = {}):
   // The nodes so far (a snapshot: gradient nodes appended below are not walked).
   const nodes = g.build([]).nodes;
   const needed = pathNodes(nodes, loss.id, new Set(wrt.map((w) => w.id)));
-  const partials = new Map<number, Sym[]>([[loss.id, [seed]]]);
+  const partials = new Map<number, Partial[]>([[loss.id, [seed]]]);
   const result = new Map<number, Sym>();
   const wanted = new Set(wrt.map((w) => w.id));
+  const push = (i: number, p: Partial) => {
+    const list = partials.get(i);
+    if (list) list.push(p);
+    else partials.set(i, [p]);
+  };
   for (let id = loss.id; id >= 0; id--) {
     const parts = partials.get(id);
     if (!parts) continue;
     partials.delete(id);
-    const dy = parts.reduce((s, p) => s.add(p));
+    const dy = sumPartials(g, parts, nodes[id].type.shape);
     if (wanted.has(id)) result.set(id, dy);
     const node = nodes[id];
-    const rule = VJP[node.op.kind] as VjpRule<Kind> | typeof NO_GRADIENT;
+    const op = node.op;
+    if (op.kind === 'slice') {
+      // Kept as a piece, not padded here: the pieces of one tensor become one concat (see sumPartials).
+      if (needed.has(node.inputs[0])) {
+        const rank = nodes[node.inputs[0]].type.shape.length;
+        const axis = op.axis < 0 ? op.axis + rank : op.axis;
+        push(node.inputs[0], { axis, start: op.start, end: op.end, dy });
+      }
+      continue;
+    }
+    const rule = VJP[op.kind] as VjpRule<Kind> | typeof NO_GRADIENT;
     if (rule === NO_GRADIENT) continue;
     const inputs = node.inputs.map((i) => new Sym(g, i));
-    const thunks = rule({ op: node.op, inputs, out: new Sym(g, id), dy, g });
+    const thunks = rule({ op, inputs, out: new Sym(g, id), dy, g });
     node.inputs.forEach((i, k) => {
       if (!needed.has(i)) return;
       const thunk = thunks[k];
       if (!thunk) return;
       const gi = thunk();
       checkGrad(node, k, gi, nodes[i]);
-      const list = partials.get(i);
-      if (list) list.push(gi);
-      else partials.set(i, [gi]);
+      push(i, gi);
     });
   }
   return wrt.map((w) => result.get(w.id) ?? zeros(g, w.shape));
+}
+
+/** The gradient of one slice of a tensor: `dy` belongs at `start:end` along `axis`. */
+interface SlicePiece {
+  readonly axis: number;
+  readonly start: number;
+  readonly end: number;
+  readonly dy: Sym;
+}
+
+/** A gradient reaching a node: a whole tensor, or the piece of one slice of it. */
+type Partial = Sym | SlicePiece;
+
+/**
+ * The sum of the gradients reaching a node of `shape`. Slice pieces along one axis that do not
+ * overlap (q, k and v cut from one projection) become one concat with zeros in the gaps, instead of
+ * one zero-padded tensor per slice added together: one copy instead of three plus two additions.
+ */
+function sumPartials(g: GraphBuilder, parts: readonly Partial[], shape: Shape): Sym {
+  const whole = parts.filter((p): p is Sym => p instanceof Sym);
+  const byAxis = new Map<number, SlicePiece[]>();
+  for (const p of parts) {
+    if (p instanceof Sym) continue;
+    byAxis.set(p.axis, [...(byAxis.get(p.axis) ?? []), p]);
+  }
+  for (const [axis, pieces] of byAxis) {
+    const sorted = [...pieces].sort((a, b) => a.start - b.start);
+    const disjoint = sorted.every((p, i) => i === 0 || sorted[i - 1].end <= p.start);
+    const groups = disjoint ? [sorted] : sorted.map((p) => [p]);
+    for (const group of groups) whole.push(placePieces(g, group, axis, shape));
+  }
+  return whole.reduce((s, p) => s.add(p));
+}
+
+/** Disjoint slice pieces along `axis`, sorted by start, laid into zeros of `shape`: one concat. */
+function placePieces(g: GraphBuilder, pieces: readonly SlicePiece[], axis: number, shape: Shape): Sym {
+  const n = shape[axis];
+  if (isSym(n))
+    throw new CompileError(`grad: slice along the symbolic axis of ${fmtShape(shape)}`, { rule: 'grad' });
+  const gap = (len: number) =>
+    zeros(
+      g,
+      shape.map((d, i) => (i === axis ? len : d)),
+    );
+  const parts: Sym[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    if (p.start > at) parts.push(gap(p.start - at));
+    parts.push(p.dy);
+    at = p.end;
+  }
+  if (at < n) parts.push(gap(n - at));
+  return parts.length === 1 ? parts[0] : g.concat(parts, axis);
 }
 
 /** Ids on a path from a `wrt` node to `loss` that carry float values: the nodes gradients flow through. */

@@ -3,7 +3,8 @@
 // transpose -> composed perm; identities (same-shape reshape, identity perm, tile by ones, cast to
 // the same dtype, expand to the same shape) vanish; nodes whose inputs are all constants are folded;
 // equal nodes on equal inputs are shared (CSE). Then slices sink towards the inputs (see sinkSlices):
-// what only feeds a slice is computed only for the slice.
+// what only feeds a slice is computed only for the slice. Last, a transposed product is written as
+// the product of the transposed factors (see transposeProducts).
 import { tf } from '../tf.js';
 import { dimEq, shapeEq, type Dim } from './dims.js';
 import { NodeList, type Graph, type Node } from './graph.js';
@@ -24,6 +25,8 @@ export interface PassOptions {
   readonly cse?: boolean;
   /** Push slices through the ops that feed only them (see {@link sinkSlices}). */
   readonly sinkSlices?: boolean;
+  /** Rewrite `(a @ b)ᵀ` as `bᵀ @ aᵀ` (see {@link transposeProducts}). */
+  readonly transposeProducts?: boolean;
 }
 
 function key(op: Op, inputs: readonly number[]): string | undefined {
@@ -62,15 +65,64 @@ function fold(node: { op: Op; type: Node['type'] }, inputs: readonly Node[]): Op
  */
 export function optimize(g: Graph, options: PassOptions = {}): Graph {
   let out = rewrite(g, options);
-  if (options.sinkSlices === false) return out;
   // Each round moves every sinkable slice one op up; rounds end when none moves (bounded: a slice
   // only ever moves towards the inputs).
-  for (let round = 0; round < g.nodes.length; round++) {
+  for (let round = 0; options.sinkSlices !== false && round < g.nodes.length; round++) {
     const sunk = sinkOnce(out);
     if (!sunk) break;
     out = rewrite(sunk, options);
   }
+  if (options.transposeProducts !== false) {
+    const swapped = transposeProducts(out);
+    if (swapped) out = rewrite(swapped, options);
+  }
   return out;
+}
+
+/** Whether `perm` swaps the last two axes and keeps the others. */
+function swapsLastTwo(perm: readonly number[]): boolean {
+  const r = perm.length;
+  return (
+    r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 && perm.slice(0, -2).every((p, i) => p === i)
+  );
+}
+
+/**
+ * `(a @ b)ᵀ` (last two axes swapped) becomes `bᵀ @ aᵀ` where the product feeds nothing else: the
+ * factors' transposes then merge with transposes already there (a weight gradient `(xᵀ @ dy)ᵀ`
+ * becomes `dyᵀ @ x`) or fold into onnxruntime's MatMul (its transpose fusion), and the copy of the
+ * product goes. Returns undefined when nothing changed.
+ *
+ * @example
+ * const g2 = transposeProducts(graph) ?? graph;
+ */
+export function transposeProducts(g: Graph): Graph | undefined {
+  const uses = g.nodes.map(() => 0);
+  for (const n of g.nodes) for (const i of n.inputs) uses[i]++;
+  for (const o of g.outputs) uses[o.id]++;
+  const list = new NodeList();
+  const map: number[] = [];
+  let changed = false;
+  for (const n of g.nodes) {
+    const p = n.op.kind === 'transpose' ? g.nodes[n.inputs[0]] : undefined;
+    if (n.op.kind === 'transpose' && p?.op.kind === 'matMul' && uses[p.id] === 1 && swapsLastTwo(n.op.perm)) {
+      const t = (id: number) => {
+        const r = g.nodes[id].type.shape.length;
+        return list.add({ kind: 'transpose', perm: [...Array(r - 2).keys(), r - 1, r - 2] }, [map[id]]);
+      };
+      const [a, b] = p.inputs;
+      map[n.id] = list.add({ kind: 'matMul' }, [t(b), t(a)]);
+      changed = true;
+      continue;
+    }
+    map[n.id] = list.add(
+      n.op,
+      n.inputs.map((i) => map[i]),
+    );
+  }
+  return changed
+    ? prune({ nodes: list.nodes, outputs: g.outputs.map((o) => ({ name: o.name, id: map[o.id] })) })
+    : undefined;
 }
 
 function rewrite(g: Graph, options: PassOptions): Graph {

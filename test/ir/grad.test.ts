@@ -260,9 +260,50 @@ describe('grad: every rule against finite differences', () => {
       f: ({ x, w }) => x.mul(x).add(x.matMul(w).tanh()).add(x.exp()),
     });
   });
+
+  it('slices of one tensor: disjoint pieces, gaps, overlaps, other axes and whole uses together', () => {
+    // q/k/v-like: three disjoint slices covering the axis.
+    check({
+      inputs: { x: { shape: [N, 6] } },
+      f: ({ x }) =>
+        x
+          .slice(1, 0, 2)
+          .mul(x.slice(1, 2, 4))
+          .add(x.slice(1, 4, 6).exp()),
+    });
+    // Gaps before, between and after; an overlapping pair; a slice on another axis; a whole use.
+    check({
+      inputs: { x: { shape: [N, 3, 8] } },
+      f: ({ x }) =>
+        x
+          .slice(2, 1, 3)
+          .mul(x.slice(2, 5, 7))
+          .add(x.slice(2, 2, 4).tanh())
+          .add(x.slice(1, 1, 2).slice(2, 0, 2).mul(0.5).expand([N, 3, 2]))
+          .add(x.sum([2], true).expand([N, 3, 2])),
+    });
+  });
 });
 
 describe('grad: the walk', () => {
+  it('lays disjoint slice gradients of one tensor into one concat (no padded copies added up)', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [N, 6]);
+    const y = x
+      .slice(1, 0, 2)
+      .mul(x.slice(1, 2, 4))
+      .mul(x.slice(1, 4, 6))
+      .sum([0, 1]);
+    const [dx] = grad(y, [x]);
+    const graph = g.build({ dx });
+    const id = graph.outputs[0].id;
+    const node = graph.nodes[id];
+    expect(node.op.kind).toBe('concat');
+    expect(node.inputs.map((i) => graph.nodes[i].type.shape[1])).toEqual([2, 2, 2]);
+    // No addition of full-size [N, 6] tensors anywhere.
+    expect(graph.nodes.filter((n) => n.op.kind === 'add' && n.type.shape[1] === 6)).toEqual([]);
+  });
+
   it('gives no gradient through integer and bool values, and zeros where the loss does not depend', () => {
     const g = new GraphBuilder();
     const x = g.input('x', [3]);

@@ -71,4 +71,35 @@ describe('graph passes', () => {
     sameNumbers(before, after, { x: xs });
     xs.dispose();
   });
+
+  it('writes a transposed product as the product of the transposed factors', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [sym('N'), 4]);
+    const dy = g.input('dy', [sym('N'), 3]);
+    const w = g.input('w', [2, 5, 4]);
+    // A weight gradient (xᵀ @ dy)ᵀ: becomes dyᵀ @ x, the transposes gone.
+    const dw = x.transpose([1, 0]).matMul(dy).transpose([1, 0]);
+    // A batched product with its last two axes swapped: (w @ v)ᵀ = vᵀ @ wᵀ.
+    const v = g.input('v', [4, 6]);
+    const wv = w.matMul(v).transpose([0, 2, 1]);
+    // A product used twice is left as it is.
+    const p = x.matMul(g.input('u', [4, 4]));
+    const before = g.build({ dw, wv, pt: p.transpose([1, 0]), p });
+    const after = optimize(before);
+    const dwNode = after.nodes[after.outputs[0].id];
+    expect(dwNode.op.kind).toBe('matMul');
+    expect(dwNode.inputs.map((i) => after.nodes[i].op.kind)).toEqual(['transpose', 'input']);
+    expect(after.nodes[after.outputs[1].id].op.kind).toBe('matMul');
+    expect(after.nodes[after.outputs[2].id].op.kind).toBe('transpose');
+    const r = (s: number[]) => tf.randomNormal(s);
+    const feeds = { x: r([3, 4]), dy: r([3, 3]), w: r([2, 5, 4]), v: r([4, 6]), u: r([4, 4]) };
+    const a = evaluate(before, feeds);
+    const b = evaluate(after, feeds);
+    for (const k of Object.keys(a)) {
+      expect(b[k].shape).toEqual(a[k].shape);
+      const diff = tf.tidy(() => a[k].sub(b[k]).abs().max().dataSync()[0]);
+      expect(diff).toBeLessThan(1e-5);
+    }
+    tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(feeds)]);
+  });
 });
