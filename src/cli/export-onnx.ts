@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { fmtShape } from '../ir/dims.js';
 import { graphInputs, graphParams, type Graph } from '../ir/graph.js';
 import { optimize } from '../ir/passes.js';
-import { toOnnx, type EmitOptions } from '../onnx/emit.js';
+import { passesFor, toOnnx, type EmitOptions } from '../onnx/emit.js';
 import { ViT } from '../vit/model.js';
 import { PIXEL_INPUT, traceViT, type TraceOptions } from '../vit/trace.js';
 import type { ViTConfig } from '../vit/config.js';
@@ -27,7 +27,7 @@ export interface ExportGraphOptions extends EmitOptions {
 export function exportGraph(graph: Graph, out: string, options: ExportGraphOptions = {}): string[] {
   if (!out.endsWith('.onnx'))
     throw new UsageError(`--out must name a .onnx file, got '${out}'`, { rule: 'bad-argument' });
-  const g = options.raw ? graph : optimize(graph);
+  const g = options.raw ? graph : optimize(graph, passesFor(options));
   writeFileAtomic(out, toOnnx(g, options));
   const params = graphParams(g);
   const count = params.reduce((p, n) => p + n.op.data.length, 0);

@@ -104,6 +104,23 @@ export class GraphBuilder {
     return this.node({ kind: 'attention', scale }, [q, k, v]);
   }
 
+  /**
+   * The attention probabilities `softmax((q·scale) @ kᵀ)` written with plain ops, as the ONNX
+   * emitter's `'matmul'` form computes them. Shared by the attention gradient and the pass that
+   * decomposes attention nodes, so the backward's recomputed probabilities are the forward's nodes
+   * (merged by CSE) rather than a second softmax.
+   *
+   * @example
+   * const p = g.attentionProbs(q, k, 1 / Math.sqrt(24)); // [N, H, T, T]
+   */
+  attentionProbs(q: Sym, k: Sym, scale: number): Sym {
+    const r = k.rank;
+    return q
+      .mul(scale)
+      .matMul(k.transpose([...Array(r - 2).keys(), r - 1, r - 2]))
+      .softmax(-1);
+  }
+
   /** A number as a scalar constant of `like`'s dtype. */
   lift(x: SymLike, like: Sym): Sym {
     return typeof x === 'number' ? this.scalar(x, like.dtype) : x;

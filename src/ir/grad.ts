@@ -305,12 +305,13 @@ export const VJP: VjpTable = {
   ],
   cast: ({ op, inputs: [x], dy }) => [op.to === 'float32' && x.dtype === 'float32' ? () => dy : null],
   argMax: NO_GRADIENT,
-  attention: ({ op, inputs: [q, k, v], dy }) => {
-    // The probabilities are recomputed (the forward node is fused, as in flash attention's backward).
+  attention: ({ op, inputs: [q, k, v], dy, g }) => {
+    // The probabilities are recomputed with the ops the `'matmul'` ONNX form runs: where the forward
+    // node is decomposed into those ops (passes: decomposeAttention), CSE makes them one.
     let cached: { p: Sym; ds: Sym } | undefined;
     const both = () => {
       if (cached) return cached;
-      const p = q.matMul(mT(k)).mul(op.scale).softmax(-1);
+      const p = g.attentionProbs(q, k, op.scale);
       const dp = dy.matMul(mT(v));
       const ds = p.mul(dp.sub(dp.mul(p).sum([-1], true))).mul(op.scale);
       return (cached = { p, ds });
@@ -531,7 +532,8 @@ export function gradGraph(graph: Graph, options: GradGraphOptions): Graph {
 
 /**
  * A graph's nodes recorded again into a fresh builder (so more can be added). `mapLeaf` may replace an
- * input or parameter node by another symbolic tensor of the new builder (e.g. a parameter by an input).
+ * input or parameter node by another symbolic tensor of the new builder (e.g. a parameter by an input);
+ * `mapNode` may replace any other node, given its inputs in the new builder.
  *
  * @example
  * const { g, syms } = rebuild(graph);
@@ -540,12 +542,20 @@ export function gradGraph(graph: Graph, options: GradGraphOptions): Graph {
 export function rebuild(
   graph: Graph,
   mapLeaf?: (node: Node, g: GraphBuilder) => Sym | undefined,
+  mapNode?: (node: Node, inputs: readonly Sym[], g: GraphBuilder) => Sym | undefined,
 ): { g: GraphBuilder; syms: Sym[] } {
   const g = new GraphBuilder();
   const syms: Sym[] = [];
   for (const n of graph.nodes) {
     const op = n.op;
-    const mapped = op.kind === 'input' || op.kind === 'param' ? mapLeaf?.(n, g) : undefined;
+    const mapped =
+      op.kind === 'input' || op.kind === 'param'
+        ? mapLeaf?.(n, g)
+        : mapNode?.(
+            n,
+            n.inputs.map((i) => syms[i]),
+            g,
+          );
     if (mapped) syms.push(mapped);
     else if (op.kind === 'input') syms.push(g.input(op.name, op.type.shape, op.type.dtype));
     else if (op.kind === 'param')

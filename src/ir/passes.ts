@@ -10,6 +10,8 @@ import { dimEq, shapeEq, type Dim } from './dims.js';
 import { NodeList, type Graph, type Node } from './graph.js';
 import { evaluate } from './evaluate.js';
 import { BINARY, COMPARE, UNARY, type Data, type Op } from './kinds.js';
+import { rebuild } from './grad.js';
+import type { Sym } from './builder.js';
 
 /** Largest constant (elements) that folding may create: folding must not bloat the model. */
 const FOLD_LIMIT = 1 << 16;
@@ -27,6 +29,12 @@ export interface PassOptions {
   readonly sinkSlices?: boolean;
   /** Rewrite `(a @ b)ᵀ` as `bᵀ @ aᵀ` (see {@link transposeProducts}). */
   readonly transposeProducts?: boolean;
+  /**
+   * Write attention nodes as MatMul/Softmax ops first (see {@link decomposeAttention}); off by
+   * default, as ONNX's fused attention forms need the node. The compiler turns it on for the
+   * `'matmul'` form.
+   */
+  readonly decomposeAttention?: boolean;
 }
 
 function key(op: Op, inputs: readonly number[]): string | undefined {
@@ -64,7 +72,7 @@ function fold(node: { op: Op; type: Node['type'] }, inputs: readonly Node[]): Op
  * console.log(printGraph(g2));
  */
 export function optimize(g: Graph, options: PassOptions = {}): Graph {
-  let out = rewrite(g, options);
+  let out = rewrite(options.decomposeAttention ? decomposeAttention(g) : g, options);
   // Each round moves every sinkable slice one op up; rounds end when none moves (bounded: a slice
   // only ever moves towards the inputs).
   for (let round = 0; options.sinkSlices !== false && round < g.nodes.length; round++) {
@@ -77,6 +85,25 @@ export function optimize(g: Graph, options: PassOptions = {}): Graph {
     if (swapped) out = rewrite(swapped, options);
   }
   return out;
+}
+
+/**
+ * Every attention node written as `softmax((q·scale) @ kᵀ) @ v` with plain ops (GraphBuilder's
+ * `attentionProbs`, the ops the ONNX `'matmul'` form emits anyway). In a training step the
+ * gradient recomputes the same probabilities with the same ops, so CSE then keeps one softmax and
+ * one score product per head instead of two.
+ *
+ * @example
+ * const g2 = optimize(stepGraph, { decomposeAttention: true });
+ */
+export function decomposeAttention(g: Graph): Graph {
+  if (!g.nodes.some((n) => n.op.kind === 'attention')) return g;
+  const { g: b, syms } = rebuild(g, undefined, (node, [q, k, v], builder) =>
+    node.op.kind === 'attention' ? builder.attentionProbs(q, k, node.op.scale).matMul(v) : undefined,
+  );
+  const outputs: Record<string, Sym> = {};
+  for (const o of g.outputs) outputs[o.name] = syms[o.id];
+  return b.build(outputs);
 }
 
 /** Whether `perm` swaps the last two axes and keeps the others. */

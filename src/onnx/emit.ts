@@ -6,6 +6,7 @@ import { CheckpointError, CompileError } from '../errors.js';
 import { dimEq, fmtDim, fmtShape, isConcrete, isSym, shapeEq, type Dim, type Shape } from '../ir/dims.js';
 import type { Graph, Node } from '../ir/graph.js';
 import type { Data, DType } from '../ir/kinds.js';
+import type { PassOptions } from '../ir/passes.js';
 import { encodeModel, ONNX_DTYPE, type ModelJson } from './proto.js';
 
 /** Forms of the fusable patterns; measured on onnxruntime-node (see the README of src/onnx). */
@@ -47,6 +48,17 @@ export const DEFAULT_EMIT: Required<Omit<EmitOptions, 'metadata'>> = {
   gelu: 'erf',
   linear: 'matmul',
 };
+
+/**
+ * The graph passes that suit an emit form: attention nodes are decomposed where ONNX runs them as
+ * plain ops anyway (`'matmul'`), so a gradient's recomputation of them is shared.
+ *
+ * @example
+ * const g2 = optimize(graph, passesFor({ attention: 'mha' })); // attention nodes kept
+ */
+export function passesFor(options: EmitOptions): PassOptions {
+  return { decomposeAttention: (options.attention ?? DEFAULT_EMIT.attention) === 'matmul' };
+}
 
 export const OPSET = 17;
 /** Metadata key marking a model einvit wrote. */

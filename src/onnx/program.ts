@@ -17,7 +17,7 @@ import type { Shape } from '../ir/dims.js';
 import type { Graph } from '../ir/graph.js';
 import type { DType } from '../ir/kinds.js';
 import { optimize } from '../ir/passes.js';
-import { toOnnx, type EmitOptions } from './emit.js';
+import { passesFor, toOnnx, type EmitOptions } from './emit.js';
 import { OnnxSession, type Feed, type SessionOptions } from './runtime.js';
 
 /** One input of a program: a shape (symbolic dims allowed, e.g. `sym('N')`) and a dtype. */
@@ -131,7 +131,7 @@ export async function compileProgram(
  * const p = await compileGraph(builder.build({ logits }));
  */
 export async function compileGraph(traced: Graph, options: CompileOptions = {}): Promise<CompiledProgram> {
-  const graph = options.optimize === false ? traced : optimize(traced);
+  const graph = options.optimize === false ? traced : optimize(traced, passesFor(options));
   const onnx = toOnnx(graph, options);
   const session = await OnnxSession.create(onnx, { source: 'the compiled program', ...options });
   return new CompiledProgram(traced, graph, onnx, session);

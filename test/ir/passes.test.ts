@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { rearrange } from '../../src/ops.js';
 import { evaluate, GraphBuilder, optimize, printGraph, sym, type Graph } from '../../src/ir/index.js';
+import { grad } from '../../src/ir/grad.js';
 
 await tf.setBackend('cpu');
 
@@ -99,6 +100,38 @@ describe('graph passes', () => {
       expect(b[k].shape).toEqual(a[k].shape);
       const diff = tf.tidy(() => a[k].sub(b[k]).abs().max().dataSync()[0]);
       expect(diff).toBeLessThan(1e-5);
+    }
+    tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(feeds)]);
+  });
+
+  it('decomposes attention so that its gradient shares the forward softmax', () => {
+    const g = new GraphBuilder();
+    const N = sym('N');
+    const q = g.input('q', [N, 2, 5, 4]);
+    const k = g.input('k', [N, 2, 5, 4]);
+    const v = g.input('v', [N, 2, 5, 3]);
+    const y = g.attention(q, k, v, 0.5);
+    const loss = y.mul(y).sum([0, 1, 2, 3]);
+    const [dq, dk, dv] = grad(loss, [q, k, v]);
+    const before = g.build({ y, dq, dk, dv });
+    const count = (graph: Graph, kind: string) => graph.nodes.filter((n) => n.op.kind === kind).length;
+    const kept = optimize(before);
+    expect(count(kept, 'attention')).toBe(1);
+    expect(count(kept, 'softmax')).toBe(1); // the backward's recomputation
+    const after = optimize(before, { decomposeAttention: true });
+    expect(count(after, 'attention')).toBe(0);
+    expect(count(after, 'softmax')).toBe(1); // forward and backward share it
+    const feeds = {
+      q: tf.randomNormal([3, 2, 5, 4]),
+      k: tf.randomNormal([3, 2, 5, 4]),
+      v: tf.randomNormal([3, 2, 5, 3]),
+    };
+    const a = evaluate(before, feeds);
+    const b = evaluate(after, feeds);
+    for (const key of Object.keys(a)) {
+      const scale = tf.tidy(() => a[key].abs().max().dataSync()[0]);
+      const diff = tf.tidy(() => a[key].sub(b[key]).abs().max().dataSync()[0]);
+      expect(diff / scale, key).toBeLessThan(1e-5);
     }
     tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(feeds)]);
   });
