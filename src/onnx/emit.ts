@@ -379,6 +379,7 @@ class Emitter {
         put('Concat', x, { axis: op.axis });
         break;
       case 'slice':
+        if (this.splitSlices(n)) return;
         put('Slice', [
           x[0],
           this.constant('int64', [1], [op.start]),
@@ -502,6 +503,61 @@ class Emitter {
     this.initializers.push(tensorProto(name, n.type.dtype, n.type.shape, data));
     this.folded.set(n.id, { data, base: from.base });
     this.names[n.id] = name;
+    return true;
+  }
+
+  /**
+   * Several disjoint slices of one tensor along one axis (a training step's parameters cut from
+   * one flat buffer, q/k/v cut from one projection) become one Split, emitted at the first of them;
+   * gaps get outputs nothing reads. One kernel instead of one per slice. Returns false where `n` is
+   * not among the most slices that do not overlap, or they are fewer than two, or the axis symbolic.
+   */
+  private splitSlices(n: Node): boolean {
+    const src = this.node(n.inputs[0]);
+    const rank = src.type.shape.length;
+    const axisOf = (x: Node) => {
+      const a = (x.op as Extract<Node['op'], { kind: 'slice' }>).axis;
+      return a < 0 ? a + rank : a;
+    };
+    const axis = axisOf(n);
+    const len = src.type.shape[axis];
+    if (typeof len !== 'number') return false;
+    const slices = this.consumers[src.id]
+      .filter((c) => c >= 0)
+      .map((c) => this.node(c))
+      .filter((c) => c.op.kind === 'slice' && axisOf(c) === axis && !this.preset.has(c.id))
+      .map((c) => ({ node: c, op: c.op as Extract<Node['op'], { kind: 'slice' }> }))
+      .sort((a, b) => a.op.end - b.op.end || a.op.start - b.op.start);
+    // The most slices that do not overlap (earliest end first); the others stay Slice nodes (a
+    // step's decay reads a prefix of the buffer its parameters are cut from).
+    const picked: typeof slices = [];
+    for (const s of slices) if (s.op.start >= (picked.at(-1)?.op.end ?? 0)) picked.push(s);
+    if (picked.length < 2 || !picked.some((s) => s.node.id === n.id)) return false;
+    const sizes: number[] = [];
+    const outputs: string[] = [];
+    let at = 0;
+    const gap = (to: number) => {
+      if (to <= at) return;
+      sizes.push(to - at);
+      outputs.push(this.fresh('split_gap'));
+    };
+    for (const { node, op } of picked) {
+      gap(op.start);
+      sizes.push(op.end - op.start);
+      const name = this.nameFor(node.id);
+      outputs.push(name);
+      this.preset.set(node.id, name); // n's too: a later Split must not take it again
+      at = op.end;
+    }
+    gap(len);
+    this.nodes.push({
+      opType: 'Split',
+      input: [this.names[src.id], this.constant('int64', [sizes.length], sizes)],
+      output: outputs,
+      name: this.fresh('split'),
+      attribute: [attr('axis', axis)],
+    });
+    this.names[n.id] = this.nameFor(n.id);
     return true;
   }
 

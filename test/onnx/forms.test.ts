@@ -101,4 +101,27 @@ describe('ONNX forms of attention and LayerNorm', () => {
     expect(types.filter((t) => t === 'Gemm').length).toBe(4);
     expect(types.filter((t) => t === 'MatMul').length).toBe(3);
   });
+
+  it('cuts disjoint slices of one tensor with one Split; overlapping ones stay Slice nodes', async () => {
+    const g = new GraphBuilder();
+    const flat = g.input('flat', [20]);
+    // Three pieces with gaps (0:3, 5:9, 9:14) and one overlapping prefix (0:9, as a step's decay).
+    const a = flat.slice(0, 0, 3).sum([0]);
+    const b = flat.slice(0, 5, 9).mul(2).sum([0]);
+    const c = flat.slice(0, 9, 14).exp().sum([0]);
+    const d = flat.slice(0, 0, 9).sum([0]);
+    const graph = g.build({ y: a.add(b).add(c).add(d) });
+    const bytes = toOnnx(graph);
+    const types = opTypes(bytes);
+    expect(types.filter((t) => t === 'Split').length).toBe(1);
+    expect(types.filter((t) => t === 'Slice').length).toBe(1);
+    const data = Float32Array.from({ length: 20 }, (_, i) => Math.cos(i));
+    const s = await OnnxSession.create(bytes);
+    const out = await s.runRaw({ flat: { data, shape: [20] } });
+    await s.dispose();
+    const sum = (from: number, to: number, f = (v: number) => v) =>
+      Array.from(data.subarray(from, to), f).reduce((p, q) => p + q, 0);
+    const want = sum(0, 3) + 2 * sum(5, 9) + sum(9, 14, Math.exp) + sum(0, 9);
+    expect((out.y.data as Float32Array)[0]).toBeCloseTo(want, 5);
+  });
 });
