@@ -320,6 +320,17 @@ export class Sym {
   layerNorm(gamma: Sym, beta: Sym, eps = 1e-6): Sym {
     return this.builder.node({ kind: 'layerNorm', eps }, [this, gamma, beta]);
   }
+  /**
+   * A LayerNorm statistic over the last axis, shaped like `this` with the last axis 1: `'mean'`, or
+   * `'invStdDev'` = `1/sqrt(var + eps)` with the population variance (as LayerNorm uses).
+   *
+   * @example
+   * const r = x.layerNormStat('invStdDev', 1e-6);           // x [N, 197, 192] -> [N, 197, 1]
+   * const xhat = x.sub(x.layerNormStat('mean', 1e-6)).mul(r);
+   */
+  layerNormStat(which: 'mean' | 'invStdDev', eps = 1e-6): Sym {
+    return this.builder.node({ kind: 'layerNormStat', which, eps }, [this]);
+  }
   /** GELU: exact (erf) by default, `'tanh'` for the approximation. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Sym {
     return this.builder.node({ kind: 'gelu', approximate }, [this]);

@@ -139,6 +139,10 @@ function run(n: Node, x: tf.Tensor[], syms: Map<string, number>): tf.Tensor {
       const { mean, variance } = tf.moments(a, -1, true);
       return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, op.eps))), b), c);
     }
+    case 'layerNormStat': {
+      const { mean, variance } = tf.moments(a, -1, true);
+      return op.which === 'mean' ? mean : tf.rsqrt(tf.add(variance, op.eps));
+    }
     case 'gelu':
       if (op.approximate === 'tanh') {
         const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(a, tf.mul(0.044715, tf.pow(a, 3))));

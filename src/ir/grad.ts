@@ -255,14 +255,14 @@ export const VJP: VjpTable = {
   softmax: ({ op, out, dy }) => [() => out.mul(dy.sub(dy.mul(out).sum([op.axis], true)))],
   logSoftmax: ({ op, out, dy }) => [() => dy.sub(out.exp().mul(dy.sum([op.axis], true)))],
   layerNorm: ({ op, inputs: [x, gamma], dy }) => {
-    // The statistics are recomputed here rather than kept from the forward node (which is fused).
-    const xhat = () => {
-      const centred = x.sub(x.mean([-1], true));
-      const rstd = centred.mul(centred).mean([-1], true).add(op.eps).rsqrt();
-      return { xhat: centred.mul(rstd), rstd };
+    // The statistics are the forward's own (outputs 1 and 2 of ONNX LayerNormalization), not
+    // recomputed: the emitter hands them out of the same node.
+    let cached: { xhat: Sym; rstd: Sym } | undefined;
+    const stats = () => {
+      if (cached) return cached;
+      const rstd = x.layerNormStat('invStdDev', op.eps);
+      return (cached = { xhat: x.sub(x.layerNormStat('mean', op.eps)).mul(rstd), rstd });
     };
-    let cached: ReturnType<typeof xhat> | undefined;
-    const stats = () => (cached ??= xhat());
     return [
       () => {
         const { xhat: h, rstd } = stats();
@@ -276,6 +276,19 @@ export const VJP: VjpTable = {
       () => sumLeading(dy),
     ];
   },
+  layerNormStat: ({ op, inputs: [x], out, dy, g }) => [
+    () => {
+      const n = countOf(g, x, [x.rank - 1]);
+      if (op.which === 'mean') return dy.expand(x.shape).div(n);
+      // r = (var + eps)^-1/2 with var = mean((x - m)²): dr/dx = -r³ (x - m) / n (m's term sums to 0).
+      const r3 = out.mul(out).mul(out);
+      return dy
+        .mul(r3)
+        .mul(x.sub(x.layerNormStat('mean', op.eps)))
+        .div(n)
+        .neg();
+    },
+  ],
   gelu: ({ op, inputs: [x], dy }) => [
     () => {
       if (op.approximate === 'tanh') {

@@ -68,6 +68,12 @@ export type Op =
   | { readonly kind: 'logSoftmax'; readonly axis: number }
   /** LayerNorm over the last axis: inputs x, gamma, beta (gamma and beta of the last axis' length). */
   | { readonly kind: 'layerNorm'; readonly eps: number }
+  /**
+   * A LayerNorm statistic of x over the last axis, kept as a length-1 axis: the mean, or
+   * `1/sqrt(var + eps)` (population variance). Outputs 1 and 2 of ONNX LayerNormalization, so the
+   * backward of a LayerNorm reads them instead of recomputing them.
+   */
+  | { readonly kind: 'layerNormStat'; readonly which: 'mean' | 'invStdDev'; readonly eps: number }
   | { readonly kind: 'gelu'; readonly approximate: 'none' | 'tanh' }
   | { readonly kind: 'cast'; readonly to: DType }
   /** Index of the largest value along `axis` (first on ties), axis removed; int32. */
@@ -320,6 +326,14 @@ export const KINDS: Table = {
         }
       }
       return x;
+    },
+  },
+  layerNormStat: {
+    arity: 1,
+    infer: (_op, [x]) => {
+      float('layerNormStat', x);
+      if (x.shape.length === 0) fail('layerNormStat', 'needs a tensor of rank >= 1, got a scalar');
+      return { shape: [...x.shape.slice(0, -1), 1], dtype: x.dtype };
     },
   },
   gelu: { arity: 1, infer: (_op, [x]) => (float('gelu', x), x) },

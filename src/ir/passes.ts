@@ -273,6 +273,8 @@ function sliceThrough(
   switch (op.kind) {
     case 'layerNorm':
       return axis === r - 1 ? undefined : { op, ins: [same(), 'keep', 'keep'] };
+    case 'layerNormStat':
+      return axis === r - 1 ? undefined : { op, ins: [same()] };
     case 'softmax':
     case 'logSoftmax':
       return axis === (op.axis < 0 ? op.axis + r : op.axis) ? undefined : { op, ins: [same()] };

@@ -32,6 +32,8 @@ function attrs(op: Op): string {
       return `axis ${op.axis}`;
     case 'layerNorm':
       return `eps ${op.eps}`;
+    case 'layerNormStat':
+      return `${op.which}, eps ${op.eps}`;
     case 'gelu':
       return op.approximate;
     case 'cast':

@@ -21,7 +21,9 @@ export interface EmitOptions {
   /**
    * LayerNorm: `'op'` (LayerNormalization, opset 17), `'decomposed'` (ReduceMean, Sub, ... ) or
    * `'skip'` (com.microsoft SkipLayerNormalization where the input is a residual sum, absorbing the
-   * sum and a bias; LayerNormalization elsewhere).
+   * sum and a bias; LayerNormalization elsewhere). The statistics a backward reads (layerNormStat)
+   * are outputs 1 and 2 of the LayerNormalization of the same x (in `'skip'`, that norm stays a
+   * LayerNormalization), or, decomposed, the mean and variance the norm's own subgraph computes.
    */
   readonly layerNorm?: 'op' | 'decomposed' | 'skip';
   /** Exact GELU: `'erf'` (the Div-Erf-Add-Mul-Mul subgraph onnxruntime fuses) or `'contrib'` (com.microsoft Gelu). */
@@ -175,6 +177,27 @@ function sliceData(data: Data, shape: readonly number[], axis: number, start: nu
   return out;
 }
 
+/**
+ * The LayerNorm statistics of one x (one eps) that one ONNX LayerNormalization hands out as its
+ * outputs 1 (Mean) and 2 (InvStdDev): the layerNorm node of x whose Y it also computes, if there is
+ * one, else a LayerNormalization of its own (gamma ones, beta zeros) whose Y nothing reads.
+ */
+interface StatGroup {
+  readonly x: number;
+  readonly eps: number;
+  readonly mean: number[];
+  readonly inv: number[];
+  ln?: number;
+}
+
+/** The parts of a decomposed LayerNorm of one x, built once and shared by the norm and its statistics. */
+interface Decomposed {
+  readonly mean: string;
+  readonly centred: string;
+  readonly std: Map<number, string>;
+  readonly inv: Map<number, string>;
+}
+
 /** Emits ONNX nodes for one graph; one instance per export. */
 class Emitter {
   readonly nodes: OnnxNode[] = [];
@@ -191,6 +214,10 @@ class Emitter {
   private readonly preset = new Map<number, string>();
   /** Linear layers emitted as one Gemm: the bias add's id -> its matMul, x, weight and bias ids. */
   private readonly gemms = new Map<number, { mm: number; x: number; w: number; bias: number }>();
+  /** Each member (layerNorm or layerNormStat node) of a LayerNormalization with statistics -> its group. */
+  private readonly statGroups = new Map<number, StatGroup>();
+  /** Decomposed LayerNorm parts by the ONNX name of x. */
+  private readonly decomposed = new Map<string, Decomposed>();
 
   constructor(
     private readonly g: Graph,
@@ -208,6 +235,38 @@ class Emitter {
         this.gemms.set(n.id, l);
         this.preset.set(l.mm, '');
       }
+    }
+    if (options.layerNorm !== 'decomposed') this.planStats();
+  }
+
+  /**
+   * Groups the layerNormStat nodes by x and eps, each group with the layerNorm node of the same x
+   * and eps where there is one whose gamma and beta exist by the time the group's first member is
+   * emitted (the one ONNX node is written there).
+   */
+  private planStats(): void {
+    const groups = new Map<string, StatGroup>();
+    for (const n of this.g.nodes) {
+      if (n.op.kind !== 'layerNormStat') continue;
+      const key = `${n.inputs[0]}|${n.op.eps}`;
+      let grp = groups.get(key);
+      if (!grp) groups.set(key, (grp = { x: n.inputs[0], eps: n.op.eps, mean: [], inv: [] }));
+      (n.op.which === 'mean' ? grp.mean : grp.inv).push(n.id);
+    }
+    for (const grp of groups.values()) {
+      const members = [...grp.mean, ...grp.inv];
+      const ln = this.consumers[grp.x]
+        .map((c) => (c >= 0 ? this.node(c) : undefined))
+        .find((c) => c?.op.kind === 'layerNorm' && c.inputs[0] === grp.x && c.op.eps === grp.eps);
+      if (ln) {
+        const first = Math.min(ln.id, ...members);
+        const ready = (i: number) => i < first || ['input', 'param'].includes(this.node(i).op.kind);
+        if (ln.inputs.every(ready)) {
+          grp.ln = ln.id;
+          members.push(ln.id);
+        }
+      }
+      for (const m of members) this.statGroups.set(m, grp);
     }
   }
 
@@ -323,6 +382,12 @@ class Emitter {
       this.names[n.id] = pre;
       return;
     }
+    const group = this.statGroups.get(n.id);
+    if (group) {
+      this.statNode(group);
+      this.names[n.id] = this.preset.get(n.id)!;
+      return;
+    }
     const outName = this.nameFor(n.id);
     const op = n.op;
     if (op.kind === 'add' && this.options.layerNorm === 'skip' && this.skipLayerNorm(n)) return;
@@ -427,17 +492,19 @@ class Emitter {
         if (this.options.layerNorm !== 'decomposed')
           put('LayerNormalization', x, { axis: -1, epsilon: op.eps });
         else {
-          const axes = [-1];
-          const mean = this.add('ReduceMean', [x[0]], { axes, keepdims: 1 });
-          const d = this.add('Sub', [x[0], mean]);
-          const v = this.add('ReduceMean', [this.add('Pow', [d, this.constant('float32', [], [2])])], {
-            axes,
-            keepdims: 1,
-          });
-          const std = this.add('Sqrt', [this.add('Add', [v, this.constant('float32', [], [op.eps])])]);
-          put('Add', [this.add('Mul', [this.add('Div', [d, std]), x[1]]), x[2]]);
+          const parts = this.decompose(x[0], op.eps);
+          put('Add', [
+            this.add('Mul', [this.add('Div', [parts.centred, parts.std.get(op.eps)!]), x[1]]),
+            x[2],
+          ]);
         }
         break;
+      case 'layerNormStat': {
+        // Only the decomposed form gets here (the others emit statistics as LayerNormalization outputs).
+        const parts = this.decompose(x[0], op.eps);
+        this.names[n.id] = op.which === 'mean' ? parts.mean : parts.inv.get(op.eps)!;
+        return;
+      }
       case 'gelu':
         if (op.approximate === 'tanh') {
           if (this.options.gelu === 'contrib') put('FastGelu', x, {}, 'com.microsoft');
@@ -475,6 +542,71 @@ class Emitter {
       }
     }
     this.names[n.id] = outName;
+  }
+
+  /**
+   * One LayerNormalization for a group of statistics (see {@link StatGroup}): Y is the group's
+   * layerNorm node, or an unread output of a norm with gamma ones and beta zeros; Mean and InvStdDev
+   * are outputs 1 and 2. Every member's name is preset. Where the last axis is symbolic (no ones
+   * initializer of its length) and no layerNorm node is there, the statistics are decomposed.
+   */
+  private statNode(grp: StatGroup): void {
+    const x = this.names[grp.x];
+    const d = this.node(grp.x).type.shape.at(-1);
+    const name = (ids: readonly number[], value: string) => {
+      for (const id of ids) {
+        this.preset.set(id, value);
+        this.names[id] = value;
+      }
+    };
+    if (grp.ln === undefined && typeof d !== 'number') {
+      const parts = this.decompose(x, grp.eps);
+      name(grp.mean, parts.mean);
+      name(grp.inv, parts.inv.get(grp.eps)!);
+      return;
+    }
+    const y = grp.ln !== undefined ? this.nameFor(grp.ln) : this.fresh('layernorm');
+    const input =
+      grp.ln !== undefined
+        ? this.node(grp.ln).inputs.map((i) => this.names[i])
+        : [
+            x,
+            this.constant('float32', [d as number], new Array<number>(d as number).fill(1)),
+            this.constant('float32', [d as number], new Array<number>(d as number).fill(0)),
+          ];
+    const stats = [grp.mean, grp.inv].map((ids) => (ids.length > 0 ? this.nameFor(ids[0]) : ''));
+    if (stats[1] === '') stats.pop();
+    this.nodes.push({
+      opType: 'LayerNormalization',
+      input,
+      output: [y, ...stats],
+      name: y,
+      attribute: [attr('axis', -1), attr('epsilon', grp.eps)],
+    });
+    if (grp.ln !== undefined) name([grp.ln], y);
+    name(grp.mean, stats[0]);
+    if (grp.inv.length > 0) name(grp.inv, stats[1]);
+  }
+
+  /**
+   * The decomposed LayerNorm parts of `x`: mean, x - mean, and per eps sqrt(var + eps) and its
+   * reciprocal, each emitted once however many norms and statistics read them.
+   */
+  private decompose(x: string, eps: number): Decomposed {
+    let parts = this.decomposed.get(x);
+    if (!parts) {
+      const mean = this.add('ReduceMean', [x], { axes: [-1], keepdims: 1 });
+      parts = { mean, centred: this.add('Sub', [x, mean]), std: new Map(), inv: new Map() };
+      this.decomposed.set(x, parts);
+    }
+    if (!parts.std.has(eps)) {
+      const sq = this.add('Pow', [parts.centred, this.constant('float32', [], [2])]);
+      const v = this.add('ReduceMean', [sq], { axes: [-1], keepdims: 1 });
+      const std = this.add('Sqrt', [this.add('Add', [v, this.constant('float32', [], [eps])])]);
+      parts.std.set(eps, std);
+      parts.inv.set(eps, this.add('Reciprocal', [std]));
+    }
+    return parts;
   }
 
   /**
@@ -584,7 +716,13 @@ class Emitter {
     const lns = this.consumers[n.id].filter((c) => {
       const ln = c >= 0 ? this.node(c) : undefined;
       const ready = (i: number) => i <= n.id || ['input', 'param'].includes(this.node(i).op.kind);
-      return ln?.op.kind === 'layerNorm' && ln.inputs[0] === n.id && ln.inputs.every(ready);
+      // A norm whose statistics are read stays a LayerNormalization (see statNode).
+      return (
+        ln?.op.kind === 'layerNorm' &&
+        ln.inputs[0] === n.id &&
+        ln.inputs.every(ready) &&
+        !this.statGroups.has(ln.id)
+      );
     });
     if (lns.length !== 1) return false;
     const ln = this.node(lns[0]);

@@ -7,7 +7,8 @@
 //   decomposed into a known length (`(b 2)`), nor be the `*` axis of pack/unpack, nor be sliced.
 // - the methods of `Sym`: reshape, transpose, sum/mean/max/reduce, tile, expand, slice, matMul,
 //   add/sub/rsub/mul/div/pow/maximum/minimum, equal/less/greater/and/or/not, neg/exp/log/sqrt/
-//   rsqrt/reciprocal/tanh/erf/relu/sigmoid/abs, softmax/logSoftmax, layerNorm, gelu, cast, argMax;
+//   rsqrt/reciprocal/tanh/erf/relu/sigmoid/abs, softmax/logSoftmax, layerNorm,
+//   layerNormStat, gelu, cast, argMax;
 //   and GraphBuilder's concat, where, attention, constant, param.
 // Anything else (tf.* ops on a Sym, data-dependent shapes) fails at trace time with a CompileError.
 import { tf } from '../tf.js';

@@ -45,4 +45,26 @@ describe('GraphBuilder', () => {
     expect(x.add(y).shape).toEqual([sym('N'), 5, 4]);
     expect(() => x.add(g.input('z', [3]))).toThrow(/add: shapes \[N, 1, 4\] and \[3\] do not broadcast/);
   });
+
+  it("records LayerNorm's statistics with the last axis kept as 1, and evaluates them as tf.moments", () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [sym('N'), 3]);
+    const mean = x.layerNormStat('mean', 0.5);
+    const inv = x.layerNormStat('invStdDev', 0.5);
+    expect(inv.shape).toEqual([sym('N'), 1]);
+    expect(() => new GraphBuilder().input('i', [3], 'int32').layerNormStat('mean')).toThrow(
+      /layerNormStat: needs a float32/,
+    );
+    const graph = g.build({ mean, inv });
+    expect(printGraph(graph)).toContain('layerNormStat(%0, invStdDev, eps 0.5)');
+    const before = tf.memory().numTensors;
+    const xs = tf.tensor2d([1, 2, 3, -4, 0, 4], [2, 3]);
+    const out = evaluate(graph, { x: xs });
+    // Rows [1, 2, 3] and [-4, 0, 4]: means 2 and 0, population variances 2/3 and 32/3.
+    expect(Array.from(out.mean.dataSync())).toEqual([2, 0]);
+    const want = [1 / Math.sqrt(2 / 3 + 0.5), 1 / Math.sqrt(32 / 3 + 0.5)];
+    Array.from(out.inv.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(want[i], 6));
+    tf.dispose([xs, out.mean, out.inv]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -242,6 +242,15 @@ describe('grad: every rule against finite differences', () => {
     });
   });
 
+  it('layerNormStat: mean and 1/sqrt(var + eps)', () => {
+    for (const which of ['mean', 'invStdDev'] as const) {
+      check({
+        inputs: { x: { shape: [N, 3, 5] } },
+        f: ({ x }) => x.mul(2).layerNormStat(which, 1e-5),
+      });
+    }
+  });
+
   it('gelu, exact (erf) and tanh forms', () => {
     check({ inputs: { x: { shape: [N, 4] } }, f: ({ x }) => x.mul(2).gelu('none') });
     check({ inputs: { x: { shape: [N, 4] } }, f: ({ x }) => x.mul(2).gelu('tanh') });

@@ -117,4 +117,19 @@ describe('slice sinking', () => {
     sameNumbers(r, optimize(r), { x: xs });
     xs.dispose();
   });
+
+  it('shares equal LayerNorm statistics and slices them along any axis but the normalised one', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [sym('N'), 5, 4]);
+    // Two equal means (CSE keeps one), and an invStdDev read only through a token slice.
+    const m = x.layerNormStat('mean', 1e-5).add(x.layerNormStat('mean', 1e-5));
+    const r = x.mul(2).layerNormStat('invStdDev', 1e-5).slice(1, 1, 2);
+    const before = g.build({ m, r });
+    const after = optimize(before);
+    expect(shapesOf(after, 'layerNormStat')).toEqual(['[N, 5, 1]', '[N, 1, 1]']);
+    expect(shapesOf(after, 'mul')).toEqual(['[N, 1, 4]']);
+    const xs = tf.randomNormal([3, 5, 4], 0, 1, 'float32', 2);
+    sameNumbers(before, after, { x: xs });
+    xs.dispose();
+  });
 });
