@@ -31,6 +31,8 @@ import type { Row, Section } from './index.js';
 const ROUNDS: Record<YardstickConfig, number> = { 'mnist-tiny': 15, 'cifar-tiny': 6 };
 /** Steps in a row per round for each onnxruntime engine. */
 const ORT_BLOCK = 4;
+/** Idle time before each block (longer than onnxruntime's worker threads spin after a run). */
+const BLOCK_PAUSE_MS = 30;
 
 interface Engine {
   readonly name: string;
@@ -190,10 +192,13 @@ export const trainSection: Section = {
       try {
         for (const i of list.keys()) for (let k = 0; k < 2; k++) await attempt(i); // warm-up
         // onnxruntime sessions run blocks of steps (their worker threads spin after a run, which
-        // would slow whichever session ran next); the tfjs step, seconds long, one per round.
+        // would slow whichever session ran next); the tfjs step, seconds long, one per round. Each
+        // block starts after a pause, so none starts while another session's threads still spin
+        // (the engine after the tfjs one would otherwise have the cores to itself, the others not).
         const block = list.map((e) => (e.name.startsWith('einvit, tfjs') ? 1 : ORT_BLOCK));
         for (let r = 0; r < rounds; r++) {
           for (const i of list.keys()) {
+            await new Promise((resolve) => setTimeout(resolve, BLOCK_PAUSE_MS));
             for (let k = 0; k < block[i]; k++) {
               const t = await attempt(i);
               if (t !== undefined) times[i].push(t);
