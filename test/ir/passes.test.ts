@@ -135,4 +135,48 @@ describe('graph passes', () => {
     }
     tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(feeds)]);
   });
+
+  it('moves a concat before the transposes and reshapes that feed only it', () => {
+    const g = new GraphBuilder();
+    const N = sym('N');
+    // Per-head pieces laid back into a packed [N, T, 3·H·D] layout, as q/k/v gradients are.
+    const parts = ['a', 'b', 'c'].map((name) =>
+      g.input(name, [N, 2, 5, 4]).transpose([0, 2, 1, 3]).reshape([N, 5, 8]),
+    );
+    const packed = g.concat(parts, 2);
+    // A concat whose transposes differ, and one whose input is also read elsewhere: left alone.
+    const x = g.input('x', [N, 3, 4]);
+    const mixed = g.concat(
+      [x.transpose([0, 2, 1]), g.input('y', [N, 3, 4]).transpose([0, 1, 2]).transpose([0, 2, 1]).mul(2)],
+      1,
+    );
+    const shared = x.transpose([0, 2, 1]).exp();
+    const kept = g.concat([shared, shared.mul(3)], 2);
+    const before = g.build({ packed, mixed, kept, shared });
+    const after = optimize(before);
+    const count = (graph: Graph, kind: string) => graph.nodes.filter((n) => n.op.kind === kind).length;
+    const out = after.nodes[after.outputs[0].id];
+    expect(out.op.kind).toBe('reshape');
+    const t = after.nodes[out.inputs[0]];
+    expect(t.op).toEqual({ kind: 'transpose', perm: [0, 2, 1, 3] });
+    expect(after.nodes[t.inputs[0]].op).toEqual({ kind: 'concat', axis: 1 });
+    expect(count(after, 'transpose')).toBeLessThan(
+      count(optimize(before, { concatsFirst: false }), 'transpose'),
+    );
+    const r = (s: number[]) => tf.randomNormal(s);
+    const feeds = {
+      a: r([3, 2, 5, 4]),
+      b: r([3, 2, 5, 4]),
+      c: r([3, 2, 5, 4]),
+      x: r([3, 3, 4]),
+      y: r([3, 3, 4]),
+    };
+    const want = evaluate(before, feeds);
+    const got = evaluate(after, feeds);
+    for (const k of Object.keys(want)) {
+      expect(got[k].shape).toEqual(want[k].shape);
+      expect(Array.from(got[k].dataSync())).toEqual(Array.from(want[k].dataSync()));
+    }
+    tf.dispose([...Object.values(want), ...Object.values(got), ...Object.values(feeds)]);
+  });
 });
