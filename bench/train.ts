@@ -165,7 +165,8 @@ export const trainSection: Section = {
       `onnxruntime: ${ortThreads()} intra-op threads; tfjs: the main thread. Time ratios: below 1 is faster.`,
       "einvit's step is the whole update (forward, label-smoothed loss, backward, global-norm clipping, AdamW,",
       'new parameters and moments back on the host); the yardstick (test/peers/<config>/pytorch-train-step.onnx)',
-      'is forward + backward only: no clipping, no update. Rounds alternate the engines; img/s is at the median.',
+      'is forward + backward only: no clipping, no update. Rounds alternate the engines; img/s is at the median;',
+      "time ratios are paired: the median over rounds of one round's ratio (the machine's speed drifts between rounds).",
     ].join('\n'),
   async run(): Promise<Row[]> {
     const threads = ortThreads();
@@ -176,6 +177,8 @@ export const trainSection: Section = {
       const list = await engines(config, threads, forms);
       const rounds = Number(process.env.BENCH_TRAIN_ROUNDS ?? ROUNDS[config]);
       const times = list.map(() => [] as number[]);
+      /** Per engine, per round: the median of that round's block (for paired ratios). */
+      const perRound = list.map(() => [] as number[]);
       // An engine that fails (e.g. out of memory) gets a row saying so; the others still run.
       const failed = list.map((): string | undefined => undefined);
       const attempt = async (i: number): Promise<number | undefined> => {
@@ -199,10 +202,13 @@ export const trainSection: Section = {
         for (let r = 0; r < rounds; r++) {
           for (const i of list.keys()) {
             await new Promise((resolve) => setTimeout(resolve, BLOCK_PAUSE_MS));
+            const ts: number[] = [];
             for (let k = 0; k < block[i]; k++) {
               const t = await attempt(i);
-              if (t !== undefined) times[i].push(t);
+              if (t !== undefined) ts.push(t);
             }
+            times[i].push(...ts);
+            perRound[i].push(ts.length > 0 ? median(ts) : NaN);
           }
         }
       } finally {
@@ -213,9 +219,11 @@ export const trainSection: Section = {
       const yardIndex = list.findIndex((e) => e.name.startsWith('yardstick'));
       for (const [i, e] of list.entries()) {
         const ours = e.name.startsWith('einvit, onnxruntime');
+        // Paired: each round's ratio of the two engines' blocks, then the median over rounds. The
+        // machine's speed drifts over seconds; blocks a few milliseconds apart see the same speed.
         const ratio = (j: number) =>
           j >= 0 && ours && failed[j] === undefined && failed[i] === undefined
-            ? Number((med[i] / med[j]).toFixed(2))
+            ? Number(median(perRound[i].map((t, r) => t / perRound[j][r])).toFixed(2))
             : '';
         const ok = failed[i] === undefined;
         rows.push({
