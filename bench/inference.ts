@@ -83,7 +83,9 @@ async function medianSeconds(run: () => Promise<void>): Promise<number> {
  * alternation would time each session against the other's spinning threads, which no program with
  * one model sees. At least 5 rounds and 3 s of timing, at most 200 rounds.
  */
-async function alternatingMedians(runs: Array<() => Promise<void>>): Promise<number[]> {
+async function alternatingMedians(
+  runs: Array<() => Promise<void>>,
+): Promise<{ medians: number[]; pairedRatio: (i: number, j: number) => number }> {
   const block: number[] = [];
   for (const run of runs) {
     await run(); // warm-up
@@ -92,19 +94,29 @@ async function alternatingMedians(runs: Array<() => Promise<void>>): Promise<num
     block.push(Math.max(1, Math.min(50, Math.round(50 / (performance.now() - t)))));
   }
   const times = runs.map(() => [] as number[]);
+  const perRound = runs.map(() => [] as number[]);
+  const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   let spent = 0;
   for (let round = 0; round < 200 && (round < 5 || spent < 3); round++) {
     for (const [i, run] of runs.entries()) {
+      const ts: number[] = [];
       for (let k = 0; k < block[i]; k++) {
         const t = performance.now();
         await run();
         const s = (performance.now() - t) / 1000;
-        times[i].push(s);
+        ts.push(s);
         spent += s;
       }
+      times[i].push(...ts);
+      perRound[i].push(median(ts));
     }
   }
-  return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]!);
+  return {
+    medians: times.map(median),
+    // The median over rounds of one round's ratio: blocks milliseconds apart see the same machine
+    // speed, which drifts over seconds.
+    pairedRatio: (i, j) => median(perRound[i].map((t, r) => t / perRound[j][r]!)),
+  };
 }
 
 type Ort = typeof import('onnxruntime-node');
@@ -141,6 +153,8 @@ async function compileModel(model: ViT): Promise<Compiled | undefined> {
 export const inferenceSection: Section = {
   name: 'inference',
   title: `Inference, images/s (onnxruntime with ${cpus().length} threads; ratios against the peer in this run)`,
+  notes: () =>
+    'compiled / peer is paired: the median over rounds of one round’s ratio (the two alternate in blocks of about 50 ms; the machine’s speed drifts over seconds); the other ratios divide medians.',
   async run(): Promise<Row[]> {
     const ort = await loadOrt();
     const rows: Row[] = [];
@@ -188,9 +202,12 @@ export const inferenceSection: Section = {
               for (const t of Object.values(out)) t.dispose();
             });
           }
-          const medians = runs.length ? await alternatingMedians(runs) : [];
+          const timed = runs.length ? await alternatingMedians(runs) : undefined;
+          const medians = timed?.medians ?? [];
           const fast = compiled ? rate(batch, medians[0]!) : undefined;
           const peer = session && ort ? rate(batch, medians[medians.length - 1]!) : undefined;
+          // compiled / peer in images/s: the peer's time over the compiled path's, paired by round.
+          const paired = fast !== undefined && peer !== undefined ? 1 / timed!.pairedRatio(0, 1) : undefined;
           x.dispose();
           rows.push({
             model: c.name,
@@ -199,7 +216,7 @@ export const inferenceSection: Section = {
             'einvit compiled (onnxruntime)': fast ?? '',
             'peer: PyTorch export on onnxruntime': peer ?? '',
             'eager / peer': ratio(eager, peer),
-            'compiled / peer': ratio(fast, peer),
+            'compiled / peer': paired === undefined ? '' : `${paired.toFixed(2)}x`,
             'compiled / eager': ratio(fast, eager),
           });
         }
