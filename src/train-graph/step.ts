@@ -194,7 +194,7 @@ export function trainStepGraph(forward: Graph, options: TrainStepOptions = {}): 
     [STEP_IO.correct]: correct,
   };
   if (options.outputGrads) params.forEach((p, i) => (outputs[`grad.${p.name}`] = grads[i]));
-  let gf =
+  const gf =
     grads.length === 1
       ? grads[0].reshape([total])
       : g.concat(
@@ -202,9 +202,12 @@ export function trainStepGraph(forward: Graph, options: TrainStepOptions = {}): 
           0,
         );
 
-  // Global-norm clipping: g * min(1, max / (norm + 1e-6)), the factor clipByGlobalNorm applies.
-  const norm = gf.mul(gf).sum([0]).sqrt();
-  if (o.clip > 0) gf = gf.mul(norm.add(1e-6).reciprocal().mul(o.clip).minimum(1));
+  // Global-norm clipping: g * min(1, max / (norm + 1e-6)), the factor clipByGlobalNorm applies. The
+  // factor c is a scalar: it joins AdamW's scalars below (m += c(1-b1)·g, v += c²(1-b2)·g², with g²
+  // shared with the norm) instead of scaling every gradient first (two fewer passes over them).
+  const sq = gf.mul(gf);
+  const norm = sq.sum([0]).sqrt();
+  const c = o.clip > 0 ? norm.add(1e-6).reciprocal().mul(o.clip).minimum(1) : undefined;
 
   // AdamW, PyTorch's update with one global step count, over the flat buffers.
   const p = flat!;
@@ -214,8 +217,8 @@ export function trainStepGraph(forward: Graph, options: TrainStepOptions = {}): 
   const t = g.input(STEP_IO.step, []);
   const stepSize = lr.div(oneMinusPow(o.beta1, t));
   const invBc2Sqrt = oneMinusPow(o.beta2, t).rsqrt();
-  const m1 = m.mul(o.beta1).add(gf.mul(1 - o.beta1));
-  const v1 = v.mul(o.beta2).add(gf.mul(gf).mul(1 - o.beta2));
+  const m1 = m.mul(o.beta1).add(gf.mul(c ? c.mul(1 - o.beta1) : 1 - o.beta1));
+  const v1 = v.mul(o.beta2).add(sq.mul(c ? c.mul(c).mul(1 - o.beta2) : 1 - o.beta2));
   // Decayed parameters come first in the layout: the decay scales a prefix.
   const decayed = params.filter((x) => x.decay).reduce((s, x) => s + x.size, 0);
   let p0 = p;
