@@ -125,6 +125,29 @@ export function decomposeAttention(g: Graph): Graph {
  * //   -> reshape(transpose(concat([a, ...], 1), [0, 2, 1, 3]), [N, T, 288])
  */
 export function concatsFirst(g: Graph): Graph | undefined {
+  return replaceNodes(g, (n, list, map, uses) => {
+    const ins = n.inputs.map((i) => g.nodes[i]);
+    if (n.op.kind !== 'concat' || ins.length < 2 || !ins.every((x) => uses[x.id] === 1)) return undefined;
+    const moved = concatThrough(n.op.axis, n.type.shape, ins, (x) => g.nodes[x.inputs[0]].type.shape);
+    if (!moved) return undefined;
+    const inner = list.add(
+      { kind: 'concat', axis: moved.axis },
+      ins.map((x) => map[x.inputs[0]]),
+    );
+    return list.add(moved.outer, [inner]);
+  });
+}
+
+/**
+ * Copies `g`'s nodes in order, letting `replace` add something else in place of a node (returning
+ * the id that stands for it; `map` holds the new ids of earlier nodes, `uses` the old graph's
+ * consumer counts, outputs included). The result after dead-node removal, or undefined when
+ * `replace` changed nothing.
+ */
+function replaceNodes(
+  g: Graph,
+  replace: (n: Node, list: NodeList, map: readonly number[], uses: readonly number[]) => number | undefined,
+): Graph | undefined {
   const uses = g.nodes.map(() => 0);
   for (const n of g.nodes) for (const i of n.inputs) uses[i]++;
   for (const o of g.outputs) uses[o.id]++;
@@ -132,24 +155,14 @@ export function concatsFirst(g: Graph): Graph | undefined {
   const map: number[] = [];
   let changed = false;
   for (const n of g.nodes) {
-    const ins = n.inputs.map((i) => g.nodes[i]);
-    const moved =
-      n.op.kind === 'concat' && ins.length > 1 && ins.every((x) => uses[x.id] === 1)
-        ? concatThrough(n.op.axis, n.type.shape, ins, (x) => g.nodes[x.inputs[0]].type.shape)
-        : undefined;
-    if (moved) {
-      const inner = list.add(
-        { kind: 'concat', axis: moved.axis },
-        ins.map((x) => map[x.inputs[0]]),
+    const id = replace(n, list, map, uses);
+    if (id !== undefined) changed = true;
+    map[n.id] =
+      id ??
+      list.add(
+        n.op,
+        n.inputs.map((i) => map[i]),
       );
-      map[n.id] = list.add(moved.outer, [inner]);
-      changed = true;
-      continue;
-    }
-    map[n.id] = list.add(
-      n.op,
-      n.inputs.map((i) => map[i]),
-    );
   }
   return changed
     ? prune({ nodes: list.nodes, outputs: g.outputs.map((o) => ({ name: o.name, id: map[o.id] })) })
@@ -213,32 +226,17 @@ function swapsLastTwo(perm: readonly number[]): boolean {
  * const g2 = transposeProducts(graph) ?? graph;
  */
 export function transposeProducts(g: Graph): Graph | undefined {
-  const uses = g.nodes.map(() => 0);
-  for (const n of g.nodes) for (const i of n.inputs) uses[i]++;
-  for (const o of g.outputs) uses[o.id]++;
-  const list = new NodeList();
-  const map: number[] = [];
-  let changed = false;
-  for (const n of g.nodes) {
+  return replaceNodes(g, (n, list, map, uses) => {
     const p = n.op.kind === 'transpose' ? g.nodes[n.inputs[0]] : undefined;
-    if (n.op.kind === 'transpose' && p?.op.kind === 'matMul' && uses[p.id] === 1 && swapsLastTwo(n.op.perm)) {
-      const t = (id: number) => {
-        const r = g.nodes[id].type.shape.length;
-        return list.add({ kind: 'transpose', perm: [...Array(r - 2).keys(), r - 1, r - 2] }, [map[id]]);
-      };
-      const [a, b] = p.inputs;
-      map[n.id] = list.add({ kind: 'matMul' }, [t(b), t(a)]);
-      changed = true;
-      continue;
-    }
-    map[n.id] = list.add(
-      n.op,
-      n.inputs.map((i) => map[i]),
-    );
-  }
-  return changed
-    ? prune({ nodes: list.nodes, outputs: g.outputs.map((o) => ({ name: o.name, id: map[o.id] })) })
-    : undefined;
+    if (n.op.kind !== 'transpose' || p?.op.kind !== 'matMul' || uses[p.id] !== 1 || !swapsLastTwo(n.op.perm))
+      return undefined;
+    const t = (id: number) => {
+      const r = g.nodes[id].type.shape.length;
+      return list.add({ kind: 'transpose', perm: [...Array(r - 2).keys(), r - 1, r - 2] }, [map[id]]);
+    };
+    const [a, b] = p.inputs;
+    return list.add({ kind: 'matMul' }, [t(b), t(a)]);
+  });
 }
 
 function rewrite(g: Graph, options: PassOptions): Graph {
