@@ -178,23 +178,15 @@ export const VJP: VjpTable = {
       return () => dy.slice(op.axis, from, from + len);
     });
   },
+  // Zeros before and after the slice (the IR has no pad; a concat is what ONNX runs). The walk in
+  // `grad` lays all slices of one tensor into one such concat (sumPartials) rather than calling this.
   slice: ({ op, inputs: [x], dy, g }) => [
-    () => {
-      // Zeros before and after the slice: the IR has no pad, and a concat of three is what ONNX runs.
-      // (The walk in `grad` lays the slices of one tensor into a single concat instead; see sumPartials.)
-      const n = x.shape[op.axis] as number;
-      const part = (len: number) =>
-        zeros(
-          g,
-          x.shape.map((d, i) => (i === op.axis ? len : d)),
-        );
-      const parts = [
-        ...(op.start > 0 ? [part(op.start)] : []),
-        dy,
-        ...(op.end < n ? [part(n - op.end)] : []),
-      ];
-      return parts.length === 1 ? dy : g.concat(parts, op.axis);
-    },
+    () =>
+      placePieces(
+        g,
+        [{ axis: op.axis < 0 ? op.axis + x.rank : op.axis, start: op.start, end: op.end, dy }],
+        x.shape,
+      ),
   ],
   matMul: ({ inputs: [a, b], dy }) => [
     () =>
@@ -450,17 +442,18 @@ function sumPartials(g: GraphBuilder, parts: readonly Partial[], shape: Shape): 
     if (p instanceof Sym) continue;
     byAxis.set(p.axis, [...(byAxis.get(p.axis) ?? []), p]);
   }
-  for (const [axis, pieces] of byAxis) {
+  for (const pieces of byAxis.values()) {
     const sorted = [...pieces].sort((a, b) => a.start - b.start);
     const disjoint = sorted.every((p, i) => i === 0 || sorted[i - 1].end <= p.start);
     const groups = disjoint ? [sorted] : sorted.map((p) => [p]);
-    for (const group of groups) whole.push(placePieces(g, group, axis, shape));
+    for (const group of groups) whole.push(placePieces(g, group, shape));
   }
   return whole.reduce((s, p) => s.add(p));
 }
 
-/** Disjoint slice pieces along `axis`, sorted by start, laid into zeros of `shape`: one concat. */
-function placePieces(g: GraphBuilder, pieces: readonly SlicePiece[], axis: number, shape: Shape): Sym {
+/** Disjoint slice pieces along one axis, sorted by start, laid into zeros of `shape`: one concat. */
+function placePieces(g: GraphBuilder, pieces: readonly SlicePiece[], shape: Shape): Sym {
+  const axis = pieces[0].axis;
   const n = shape[axis];
   if (isSym(n))
     throw new CompileError(`grad: slice along the symbolic axis of ${fmtShape(shape)}`, { rule: 'grad' });
