@@ -31,6 +31,22 @@ export {
   RuntimeFailure,
 } from './errors.js';
 
+// The compiler of whole programs: trace a function of einvit's ops on symbolic tensors into the graph
+// IR, optimise it, emit ONNX and run it on onnxruntime (src/ir, src/onnx).
+export { compileProgram, compileGraph, trace, CompiledProgram } from './onnx/program.js';
+export type { InputSpec, TraceResult, CompileOptions } from './onnx/program.js';
+export { toOnnx, exportOnnx } from './onnx/emit.js';
+export type { EmitOptions } from './onnx/emit.js';
+export { OnnxSession, loadOnnxruntime } from './onnx/runtime.js';
+export { sym } from './ir/dims.js';
+export type { Dim, Shape } from './ir/dims.js';
+export { GraphBuilder, Sym } from './ir/builder.js';
+export type { Graph } from './ir/graph.js';
+export { printGraph } from './ir/print.js';
+export { optimize } from './ir/passes.js';
+export { evaluate } from './ir/evaluate.js';
+export { grad, gradGraph } from './ir/grad.js';
+
 // The Vision Transformer.
 export { ViT } from './vit/model.js';
 export type {
