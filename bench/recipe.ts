@@ -23,7 +23,7 @@ import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
 import { compileGraph, loadOnnxruntime } from '../src/onnx/index.js';
-import { rebuild } from '../src/ir/grad.js';
+import { rebuild } from '../src/ir/builder.js';
 import { StepState, trainStepGraph } from '../src/train-graph/step.js';
 import { ViT } from '../src/vit/model.js';
 import { parseConfig, PRESETS } from '../src/vit/config.js';

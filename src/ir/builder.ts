@@ -2,7 +2,7 @@
 // recorded, so a program that does not fit fails at trace time with an error naming the op.
 import { CompileError } from '../errors.js';
 import { fmtShape, isConcrete, numel, type Dim, type Shape } from './dims.js';
-import { dataFor, NodeList, type Graph, type Output } from './graph.js';
+import { dataFor, NodeList, type Graph, type Node, type Output } from './graph.js';
 import type { BinaryKind, CompareKind, Data, DType, Op, ReduceOp, UnaryKind } from './kinds.js';
 
 /** A number operand is a scalar constant of the other operand's dtype. */
@@ -341,4 +341,45 @@ export class Sym {
   argMax(axis = -1): Sym {
     return this.builder.node({ kind: 'argMax', axis: axis < 0 ? axis + this.rank : axis }, [this]);
   }
+}
+
+/**
+ * A graph's nodes recorded again into a fresh builder (so more can be added). `mapLeaf` may replace an
+ * input or parameter node by another symbolic tensor of the new builder (e.g. a parameter by an input);
+ * `mapNode` may replace any other node, given its inputs in the new builder.
+ *
+ * @example
+ * const { g, syms } = rebuild(graph);
+ * const y = syms[graph.outputs[0].id].mul(2);
+ */
+export function rebuild(
+  graph: Graph,
+  mapLeaf?: (node: Node, g: GraphBuilder) => Sym | undefined,
+  mapNode?: (node: Node, inputs: readonly Sym[], g: GraphBuilder) => Sym | undefined,
+): { g: GraphBuilder; syms: Sym[] } {
+  const g = new GraphBuilder();
+  const syms: Sym[] = [];
+  for (const n of graph.nodes) {
+    const op = n.op;
+    const mapped =
+      op.kind === 'input' || op.kind === 'param'
+        ? mapLeaf?.(n, g)
+        : mapNode?.(
+            n,
+            n.inputs.map((i) => syms[i]),
+            g,
+          );
+    if (mapped) syms.push(mapped);
+    else if (op.kind === 'input') syms.push(g.input(op.name, op.type.shape, op.type.dtype));
+    else if (op.kind === 'param')
+      syms.push(g.param(op.name, op.data, op.type.shape as number[], op.type.dtype));
+    else
+      syms.push(
+        g.node(
+          op,
+          n.inputs.map((i) => syms[i]),
+        ),
+      );
+  }
+  return { g, syms };
 }

@@ -4,7 +4,7 @@
 // and export like the forward pass.
 import { CompileError } from '../errors.js';
 import { dimEq, dimMul, fmtShape, isSym, type Dim, type Shape } from './dims.js';
-import { GraphBuilder, Sym } from './builder.js';
+import { GraphBuilder, rebuild, Sym } from './builder.js';
 import type { Graph, Node } from './graph.js';
 import type { Kind, OpOf } from './kinds.js';
 
@@ -534,45 +534,4 @@ export function gradGraph(graph: Graph, options: GradGraphOptions): Graph {
   for (const o of graph.outputs) outputs[o.name] = syms[o.id];
   options.wrt.forEach((name, i) => (outputs[`grad.${name}`] = grads[i]));
   return g.build(outputs);
-}
-
-/**
- * A graph's nodes recorded again into a fresh builder (so more can be added). `mapLeaf` may replace an
- * input or parameter node by another symbolic tensor of the new builder (e.g. a parameter by an input);
- * `mapNode` may replace any other node, given its inputs in the new builder.
- *
- * @example
- * const { g, syms } = rebuild(graph);
- * const y = syms[graph.outputs[0].id].mul(2);
- */
-export function rebuild(
-  graph: Graph,
-  mapLeaf?: (node: Node, g: GraphBuilder) => Sym | undefined,
-  mapNode?: (node: Node, inputs: readonly Sym[], g: GraphBuilder) => Sym | undefined,
-): { g: GraphBuilder; syms: Sym[] } {
-  const g = new GraphBuilder();
-  const syms: Sym[] = [];
-  for (const n of graph.nodes) {
-    const op = n.op;
-    const mapped =
-      op.kind === 'input' || op.kind === 'param'
-        ? mapLeaf?.(n, g)
-        : mapNode?.(
-            n,
-            n.inputs.map((i) => syms[i]),
-            g,
-          );
-    if (mapped) syms.push(mapped);
-    else if (op.kind === 'input') syms.push(g.input(op.name, op.type.shape, op.type.dtype));
-    else if (op.kind === 'param')
-      syms.push(g.param(op.name, op.data, op.type.shape as number[], op.type.dtype));
-    else
-      syms.push(
-        g.node(
-          op,
-          n.inputs.map((i) => syms[i]),
-        ),
-      );
-  }
-  return { g, syms };
 }

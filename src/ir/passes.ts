@@ -10,8 +10,7 @@ import { dimEq, shapeEq, type Dim, type Shape } from './dims.js';
 import { NodeList, type Graph, type Node } from './graph.js';
 import { evaluate } from './evaluate.js';
 import { BINARY, COMPARE, UNARY, type Data, type Op } from './kinds.js';
-import { rebuild } from './grad.js';
-import type { Sym } from './builder.js';
+import { rebuild, type Sym } from './builder.js';
 
 /** Largest constant (elements) that folding may create: folding must not bloat the model. */
 const FOLD_LIMIT = 1 << 16;
@@ -180,7 +179,7 @@ function concatThrough(
   ins: readonly Node[],
   srcShape: (x: Node) => Shape,
 ): { axis: number; outer: Op } | undefined {
-  const a = axis < 0 ? axis + out.length : axis;
+  const a = normAxis(axis, out.length);
   const first = ins[0].op;
   if (first.kind === 'transpose') {
     const perm = first.perm.join();

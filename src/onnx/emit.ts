@@ -384,8 +384,7 @@ class Emitter {
     }
     const group = this.statGroups.get(n.id);
     if (group) {
-      this.statNode(group);
-      this.names[n.id] = this.preset.get(n.id)!;
+      this.statNode(group); // names every member, n included
       return;
     }
     const outName = this.nameFor(n.id);

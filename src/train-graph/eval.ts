@@ -2,7 +2,7 @@
 // into inputs (like the step graph's), so the trainer evaluates the current buffers of a compiled
 // step without recompiling anything per epoch.
 import { CompileError } from '../errors.js';
-import { rebuild } from '../ir/grad.js';
+import { rebuild } from '../ir/builder.js';
 import type { Graph } from '../ir/graph.js';
 import type { Dim } from '../ir/dims.js';
 

@@ -5,9 +5,9 @@
 // IR (its tfjs interpreter, or onnxruntime through the ONNX emitter).
 import { CompileError, UsageError } from '../errors.js';
 import { dimEq, fmtShape, type Dim } from '../ir/dims.js';
-import { grad, rebuild } from '../ir/grad.js';
+import { grad } from '../ir/grad.js';
+import { rebuild, type Sym } from '../ir/builder.js';
 import type { Graph } from '../ir/graph.js';
-import type { Sym } from '../ir/builder.js';
 import { defaultNoDecay, type OptimizerState } from '../train/optimizer.js';
 import type { tf } from '../tf.js';
 

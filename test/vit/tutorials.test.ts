@@ -24,7 +24,8 @@ import { sincos1d, tutorialIncompatibilities } from '../../src/vit/tutorials.js'
 import { traceViT } from '../../src/vit/trace.js';
 import { mapParams } from '../../src/vit/params.js';
 import { evaluate } from '../../src/ir/index.js';
-import { grad, rebuild } from '../../src/ir/grad.js';
+import { grad } from '../../src/ir/grad.js';
+import { rebuild } from '../../src/ir/builder.js';
 import { conformanceCommand } from '../../src/cli/conformance.js';
 import { relError } from '../helpers/rel-error.js';
 
